@@ -1,0 +1,24 @@
+# The two commands of README: `make run` (the main job) and `make test` (the test suite). Both set up .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test lint bench-setup clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	@scripts/run.sh
+
+test: setup
+	@scripts/test.sh
+
+lint: setup
+	$(VENV)/bin/ruff check dcgan components pipeline serving tests bench
+
+bench-setup:
+	@scripts/setup_bench.sh
+
+clean:
+	rm -rf runs artifacts test-artifacts .pytest_cache

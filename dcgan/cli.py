@@ -1,0 +1,244 @@
+"""The `dcgan` command line: one console script, one sub-command per job.
+
+The ML-library commands (train, sample, visualize, export, ...) live here. Commands of the pipeline machinery
+(ingest, pipeline, serve, ...) are registered by their packages through the `dcgan.commands` entry-point group
+(see pyproject.toml), so this library never imports TFX, Beam or serving code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from dcgan.cli_args import add_dataclass_arguments, overrides
+
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report as `dcgan <cmd>: error: ...` with a non-zero exit code (no traceback)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ and Python logs out of the way unless the user asked for them (before TF is imported)."""
+    # Level 3: TF 2.16 logs three harmless "Unable to register cuDNN/cuFFT/cuBLAS factory" errors on every start.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*np.find_common_type.*")
+
+
+# -- train -------------------------------------------------------------------------------------------------------------
+_TRAIN_HELP = {
+    "data": "folder of images (recursive), Examples dir, TFRecord file/glob; comma-separate several",
+    "size": "output image size: 32, 64 or 128",
+    "z_dim": "latent dimension",
+    "ngf": "G width: G starts at 4x4x(ngf*2^(n-1)) (size 64: ngf=64 -> 512, ngf=128 -> the paper's 1024)",
+    "ndf": "D width of the first layer",
+    "kernel_size": "convolution kernel: 4 or 5",
+    "channels": "1 (grey) or 3 (RGB)",
+    "steps": "total training steps (with --resume: the new total)",
+    "batch_size": "global mini-batch size",
+    "ema_decay": "keep an EMA copy of G for sampling/export (e.g. 0.999); 0 = off",
+    "label_smoothing": "one-sided label smoothing for real images",
+    "crop": "folder images: 'center' square crop then resize, or 'none' (resize only)",
+    "input_mode": "'memory' (decode once into RAM), 'stream', or 'auto'",
+    "precision": "float32, mixed_float16 (GPU, loss scaling) or mixed_bfloat16",
+    "strategy": "auto (Mirrored on several GPUs), default, mirrored, multi_worker_mirrored",
+    "fid_every": "log FID to TensorBoard every K steps (0 = off)",
+}
+
+
+def _add_train(sub) -> None:
+    from dcgan.config import TrainConfig
+
+    p = sub.add_parser("train", help="train a DCGAN from images or TFRecords",
+                       description="Train a DCGAN. Writes checkpoints, TensorBoard logs and sample grids to --out.")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    names = add_dataclass_arguments(p, TrainConfig, help_text=_TRAIN_HELP)
+    p.set_defaults(func=_cmd_train, config_names=names)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from dcgan.config import TrainConfig
+    from dcgan.train import Trainer
+
+    given = overrides(args, args.config_names)
+    if args.resume:
+        unexpected = set(given) - {"steps"}
+        if unexpected:
+            raise CommandError(f"--resume continues a run with its saved config; only --steps may change "
+                               f"(got {', '.join('--' + k.replace('_', '-') for k in sorted(unexpected))})", EXIT_USAGE)
+        trainer = Trainer.resume(args.resume, steps=given.get("steps"), progress=not args.no_progress)
+    else:
+        if not args.out:
+            raise CommandError("--out RUN_DIR is required (or --resume RUN_DIR)", EXIT_USAGE)
+        config = TrainConfig().replace(**given).validate()
+        trainer = Trainer(config, args.out, progress=not args.no_progress)
+    d = trainer.data
+    print(f"data: {d.source.description}, {d.num_examples} usable images ({d.mode} mode), "
+          f"{len(d.rejected)} skipped", file=sys.stderr)
+    result = trainer.train()
+    print(f"trained {result.run_dir} to step {result.step}: d_loss={result.d_loss:.4f} g_loss={result.g_loss:.4f} "
+          f"({result.images_per_sec:.1f} img/s); checkpoint {result.checkpoint}")
+    return 0
+
+
+# -- sample / visualize / export ------------------------------------------------------------------------------------
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="generate N faces from a run or SavedModel (grid and/or files; seeds recorded)")
+    p.add_argument("source", help="run directory or exported SavedModel directory")
+    p.add_argument("--n", type=int, default=64, help="number of faces (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="first seed; faces use seeds seed..seed+n-1 (default 0)")
+    p.add_argument("--out", default="samples.png", help="grid PNG (default samples.png; '' for none)")
+    p.add_argument("--files", metavar="DIR", help="also write one PNG per face into DIR")
+    p.add_argument("--cols", type=int, help="grid columns")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
+    p.add_argument("--checkpoint", help="a specific checkpoint prefix instead of the latest")
+    p.set_defaults(func=_cmd_sample)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from dcgan import visualize
+
+    sampler = visualize.load_sampler(args.source, use_ema=not args.no_ema, checkpoint=args.checkpoint)
+    rec = visualize.sample(sampler, args.n, args.seed, args.out, args.files, args.cols)
+    print(f"{args.n} faces (seeds {args.seed}..{args.seed + args.n - 1}) from {sampler.description}"
+          + (f" -> {rec['grid']}" if rec.get("grid") else "") + (f", files in {args.files}" if args.files else ""))
+    return 0
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from e
+
+
+def _add_visualize(sub) -> None:
+    p = sub.add_parser("visualize", help="latent-space pictures: interpolation strips, GIF walks, 1-D sweeps",
+                       description="carpedm20 --visualize options, named: grid (0), sweep (1/2), gif (3/4), "
+                                   "interpolate (slerp strips).")
+    p.add_argument("source", help="run directory or exported SavedModel directory")
+    p.add_argument("--mode", choices=("grid", "interpolate", "gif", "sweep"), default="interpolate")
+    p.add_argument("--out", help="output file (PNG; .gif for --mode gif)")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4, 5, 6, 7], help="comma-separated seeds")
+    p.add_argument("--steps", type=int, default=10, help="frames per strip / sweep / walk segment")
+    p.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
+    p.add_argument("--dim", type=int, default=0, help="sweep: the z dimension to vary")
+    p.add_argument("--low", type=float, default=-2.0)
+    p.add_argument("--high", type=float, default=2.0)
+    p.add_argument("--keyframes", type=int, default=3, help="gif: random points each walk visits")
+    p.add_argument("--fps", type=int, default=12)
+    p.add_argument("--no-ema", action="store_true")
+    p.set_defaults(func=_cmd_visualize)
+
+
+def _cmd_visualize(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from dcgan import visualize
+
+    if args.steps < 2:
+        raise CommandError("--steps must be at least 2", EXIT_USAGE)
+    sampler = visualize.load_sampler(args.source, use_ema=not args.no_ema)
+    out = args.out or {"gif": "walk.gif"}.get(args.mode, f"{args.mode}.png")
+    if args.mode == "grid":
+        visualize.sample(sampler, len(args.seeds), args.seeds[0], out)
+    elif args.mode == "interpolate":
+        visualize.interpolation_strips(sampler, args.seeds, args.steps, out, args.method)
+    elif args.mode == "sweep":
+        if not 0 <= args.dim < sampler.z_dim:
+            raise CommandError(f"--dim {args.dim} is outside 0..{sampler.z_dim - 1}", EXIT_USAGE)
+        visualize.sweep_grid(sampler, args.seeds, args.dim, args.steps, out, args.low, args.high)
+    else:
+        visualize.walk_gif(sampler, args.seeds, args.keyframes, args.steps, out, args.fps)
+    print(f"{args.mode}: {out}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a run's generator as a SavedModel with serving signatures")
+    p.add_argument("run_dir")
+    p.add_argument("out_dir", help="SavedModel directory to write (e.g. serving/models/dcgan/1)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA copy")
+    p.add_argument("--checkpoint", help="a specific checkpoint prefix instead of the latest")
+    p.add_argument("--force", action="store_true", help="replace out_dir if it exists")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from dcgan.export import export_run
+
+    path = export_run(args.run_dir, args.out_dir, use_ema=not args.no_ema, checkpoint=args.checkpoint,
+                      overwrite=args.force)
+    print(f"exported SavedModel to {path} (signatures: serving_default, generate, interpolate)")
+    return 0
+
+
+BUILTIN: list[Callable] = [_add_train, _add_sample, _add_visualize, _add_export]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcgan", description="DCGAN face generators: train, evaluate, serve.")
+    parser.add_argument("--log-level", default=os.environ.get("DCGAN_LOG_LEVEL", "WARNING"),
+                        help="Python log level (default WARNING)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in BUILTIN:
+        add(sub)
+    for ep in sorted(entry_points(group="dcgan.commands"), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ModuleNotFoundError as e:
+            if e.name and ep.value.startswith(e.name):  # that part of the project is not installed here
+                continue
+            print(f"dcgan: warning: commands of {ep.value!r} unavailable: {e}", file=sys.stderr)
+            continue
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not take the whole CLI down
+            print(f"dcgan: warning: commands of {ep.value!r} unavailable: {e}", file=sys.stderr)
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_tensorflow()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from dcgan.config import ConfigError
+    from dcgan.errors import DataError, DcganError
+
+    known: tuple[type[BaseException], ...] = (DcganError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                                              PermissionError, ValueError)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as e:
+        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print(f"dcgan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except known as e:
+        code = EXIT_USAGE if isinstance(e, (ConfigError, DataError)) else 1
+        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Export the generator as a SavedModel with serving signatures — the contract with TF Serving and every client.
+
+Signatures (N ≤ MAX_BATCH; inputs are validated inside the graph, so a bad request fails with INVALID_ARGUMENT):
+
+| signature         | inputs                                          | outputs                                                   |
+|-------------------|-------------------------------------------------|-----------------------------------------------------------|
+| `serving_default` | `z` float32 [N, z_dim], finite                  | `images` float32 [N, H, W, C] in [-1, 1]                  |
+| `generate`        | `seed` int64 [N]                                | `png_bytes` string [N] (PNG), `z` float32 [N, z_dim]       |
+| `interpolate`     | `z0`, `z1` float32 [z_dim], `steps` int32 []    | `images` float32 [steps, H, W, C], `z` float32 [steps, z_dim] (slerp, ends exact) |
+
+`generate` draws z for seed s with `tf.random.stateless_normal([z_dim], seed=[s, 0])` (see dcgan.latent), so a face
+and its z can be shown together and regenerated from either. `png_bytes` ends in `_bytes` so TF Serving's REST API
+returns it base64-encoded (`{"b64": ...}`).
+
+`assets.extra/dcgan.json` records the model config, training step and provenance. The export is written to a
+temporary sibling directory and renamed into place, so a model server polling the parent never sees half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan.config import ModelConfig
+from dcgan.latent import z_from_seeds_tf
+
+MAX_BATCH = 1024
+MAX_INTERPOLATION_STEPS = 256
+METADATA_FILE = os.path.join("assets.extra", "dcgan.json")
+
+
+def _slerp_tf(z0: tf.Tensor, z1: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
+    t = tf.linspace(0.0, 1.0, steps)[:, None]
+    n0, n1 = tf.norm(z0), tf.norm(z1)
+    cos = tf.clip_by_value(tf.reduce_sum(z0 * z1) / tf.maximum(n0 * n1, 1e-12), -1.0, 1.0)
+    omega = tf.acos(cos)
+    so = tf.sin(omega)
+    spherical = (tf.sin((1.0 - t) * omega) * z0 + tf.sin(t * omega) * z1) / tf.maximum(so, 1e-12)
+    linear = (1.0 - t) * z0 + t * z1
+    path = tf.where(so < 1e-6, linear, spherical)
+    # The ends are exactly the given vectors.
+    return tf.concat([z0[None], path[1:-1], z1[None]], axis=0)
+
+
+class GeneratorModule(tf.Module):
+    """A tf.Module wrapping the Keras generator with the serving signatures above."""
+
+    def __init__(self, generator: keras.Model, config: ModelConfig):
+        super().__init__(name="dcgan_generator")
+        self.generator = generator
+        self.z_dim = config.z_dim
+        z_dim = config.z_dim
+
+        @tf.function(input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name="z")])
+        def serving_default(z):
+            return {"images": self._images(z)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="seed")])
+        def generate(seed):
+            self._check_batch(tf.shape(seed)[0])
+            z = z_from_seeds_tf(seed, z_dim)
+            images = self._images(z)
+            pixels = tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+            png = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
+            return {"png_bytes": png, "z": z}
+
+        @tf.function(input_signature=[tf.TensorSpec([z_dim], tf.float32, name="z0"),
+                                      tf.TensorSpec([z_dim], tf.float32, name="z1"),
+                                      tf.TensorSpec([], tf.int32, name="steps")])
+        def interpolate(z0, z1, steps):
+            with tf.control_dependencies([
+                tf.debugging.assert_greater_equal(steps, 2, message="steps must be at least 2"),
+                tf.debugging.assert_less_equal(steps, MAX_INTERPOLATION_STEPS,
+                                               message=f"steps must be at most {MAX_INTERPOLATION_STEPS}"),
+                tf.debugging.assert_all_finite(z0, "z0 must be finite (no NaN/Inf)"),
+                tf.debugging.assert_all_finite(z1, "z1 must be finite (no NaN/Inf)"),
+            ]):
+                z = _slerp_tf(z0, z1, steps)
+            return {"images": self._images(z), "z": z}
+
+        self.serving_default = serving_default
+        self.generate = generate
+        self.interpolate = interpolate
+
+    def _check_batch(self, n: tf.Tensor) -> None:
+        tf.debugging.assert_less_equal(n, MAX_BATCH, message=f"batch size must be at most {MAX_BATCH}")
+
+    def _images(self, z: tf.Tensor) -> tf.Tensor:
+        with tf.control_dependencies([
+            tf.debugging.assert_all_finite(z, "z must be finite (no NaN/Inf)"),
+            tf.debugging.assert_less_equal(tf.shape(z)[0], MAX_BATCH, message=f"batch size must be at most {MAX_BATCH}"),
+        ]):
+            z = tf.identity(z)
+        return tf.cast(self.generator(z, training=False), tf.float32)
+
+
+def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,
+                     metadata: dict[str, Any] | None = None, overwrite: bool = False) -> str:
+    """Write the SavedModel to `out_dir` (atomically). Returns `out_dir`."""
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--force) to replace it")
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    # A dot-prefixed sibling: model servers ignore it while it is being written (not an integer version).
+    tmp = os.path.join(parent, f".{os.path.basename(out_dir)}.tmp-{os.getpid()}-{int(time.time())}")
+    module = GeneratorModule(generator, config)
+    tf.saved_model.save(module, tmp, signatures={
+        "serving_default": module.serving_default,
+        "generate": module.generate,
+        "interpolate": module.interpolate,
+    })
+    meta = {
+        "format": "dcgan-generator/1",
+        "model": json.loads(json.dumps(config.__dict__)),
+        "image_shape": [config.size, config.size, config.channels],
+        "signatures": ["serving_default", "generate", "interpolate"],
+        "max_batch": MAX_BATCH,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(metadata or {}),
+    }
+    os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+    with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def export_run(run_dir: str, out_dir: str, *, use_ema: bool = True, checkpoint: str | None = None,
+               overwrite: bool = False, extra_metadata: dict[str, Any] | None = None) -> str:
+    """Export the generator of a training run (the EMA copy when the run keeps one and `use_ema`)."""
+    from dcgan.train import load_models  # heavy; only needed here
+
+    models = load_models(run_dir, checkpoint=checkpoint, precision="float32")
+    generator = models.sampling_generator if use_ema else models.generator
+    metadata = {
+        "run_dir": os.path.abspath(run_dir),
+        "step": int(models.step.numpy()),
+        "ema": bool(use_ema and models.ema_generator is not None),
+        "train_config": models.config.to_dict(),
+        **(extra_metadata or {}),
+    }
+    return export_generator(generator, models.config.model, out_dir, metadata, overwrite=overwrite)
+
+
+def read_metadata(saved_model_dir: str) -> dict[str, Any]:
+    path = os.path.join(saved_model_dir, METADATA_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+class LoadedGenerator:
+    """A generator loaded from a SavedModel export, called like the server would call it."""
+
+    def __init__(self, saved_model_dir: str):
+        if not os.path.isfile(os.path.join(saved_model_dir, "saved_model.pb")):
+            raise FileNotFoundError(f"{saved_model_dir!r} is not a SavedModel directory (no saved_model.pb)")
+        self.path = saved_model_dir
+        self.module = tf.saved_model.load(saved_model_dir)
+        self.metadata = read_metadata(saved_model_dir)
+        spec = self.module.signatures["serving_default"].structured_input_signature[1]["z"]
+        self.z_dim = int(spec.shape[-1])
+
+    def images(self, z: np.ndarray) -> np.ndarray:
+        out = []
+        for i in range(0, len(z), MAX_BATCH):
+            out.append(self.module.signatures["serving_default"](z=tf.constant(z[i:i + MAX_BATCH], tf.float32))
+                       ["images"].numpy())
+        return np.concatenate(out)
+
+    def generate(self, seeds) -> dict[str, np.ndarray]:
+        out = self.module.signatures["generate"](seed=tf.constant(np.asarray(seeds, np.int64)))
+        return {k: v.numpy() for k, v in out.items()}

@@ -1,0 +1,137 @@
+"""Sampling and latent-space visualisations from a run directory or an exported SavedModel (`dcgan sample`,
+`dcgan visualize`): grids with recorded seeds, slerp interpolation strips, animated GIF walks, one-dimension sweeps
+(the named versions of carpedm20/DCGAN-tensorflow's `--visualize` options)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from dcgan import images as imlib
+from dcgan import latent
+
+MODES = ("grid", "interpolate", "gif", "sweep")
+
+
+@dataclass
+class Sampler:
+    """z → images in [-1, 1], whatever the source."""
+
+    z_dim: int
+    fn: Callable[[np.ndarray], np.ndarray]
+    source: str
+    description: str
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.fn(np.asarray(z, np.float32)))
+
+
+def load_sampler(source: str, use_ema: bool = True, checkpoint: str | None = None) -> Sampler:
+    """A run directory (latest checkpoint, EMA generator when kept) or a SavedModel directory."""
+    if os.path.isfile(os.path.join(source, "saved_model.pb")):
+        from dcgan.export import LoadedGenerator
+
+        g = LoadedGenerator(source)
+        return Sampler(g.z_dim, g.images, source, f"SavedModel {source}")
+    from dcgan.train import is_run_dir, load_models
+
+    if not is_run_dir(source):
+        raise FileNotFoundError(f"{source!r} is neither a run directory (config.json + checkpoints/) "
+                                "nor a SavedModel directory (saved_model.pb)")
+    models = load_models(source, checkpoint=checkpoint, precision="float32")
+    gen = models.sampling_generator if use_ema else models.generator
+
+    def fn(z: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(gen(z[i:i + 256], training=False)) for i in range(0, len(z), 256)])
+
+    step = int(models.step.numpy())
+    return Sampler(models.config.model.z_dim, fn, source, f"run {source} at step {step}")
+
+
+def _write_record(path: str, record: dict) -> str:
+    meta = os.path.splitext(path)[0] + ".json"
+    with open(meta, "w") as f:
+        json.dump(record, f, indent=2)
+    return meta
+
+
+def sample(sampler: Sampler, n: int, seed: int, out: str, files_dir: str | None = None,
+           ncols: int | None = None) -> dict:
+    """Generate faces for seeds seed..seed+n-1; write a grid PNG (and one PNG per face when `files_dir`), plus a JSON
+    record of the seeds beside the grid. Returns the record."""
+    if n <= 0:
+        raise ValueError(f"n={n} must be positive")
+    seeds = list(range(seed, seed + n))
+    z = latent.z_from_seeds(seeds, sampler.z_dim)
+    images = imlib.to_uint8(sampler(z))
+    record = {"source": sampler.description, "seeds": seeds, "z_from_seed": "tf.random.stateless_normal(seed=[s, 0])"}
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        imlib.save_image(imlib.make_grid(images, ncols=ncols), out)
+        record["grid"] = out
+        _write_record(out, record)
+    if files_dir:
+        os.makedirs(files_dir, exist_ok=True)
+        record["files"] = []
+        for s, img in zip(seeds, images):
+            path = os.path.join(files_dir, f"seed_{s:08d}.png")
+            imlib.save_image(img, path)
+            record["files"].append(path)
+        with open(os.path.join(files_dir, "seeds.json"), "w") as f:
+            json.dump(record, f, indent=2)
+    return record
+
+
+def interpolation_strips(sampler: Sampler, seeds: list[int], steps: int, out: str, method: str = "slerp") -> dict:
+    """One row per consecutive pair of seeds (a→b, c→d, ...), `steps` columns, ends exactly at the two faces."""
+    if len(seeds) < 2 or len(seeds) % 2:
+        raise ValueError("interpolate needs an even number (≥ 2) of seeds: pairs a,b[,c,d...]")
+    z = latent.z_from_seeds(seeds, sampler.z_dim)
+    rows = [latent.interpolate(z[i], z[i + 1], steps, method) for i in range(0, len(seeds), 2)]
+    images = sampler(np.concatenate(rows))
+    imlib.save_image(imlib.make_grid(images, ncols=steps), out)
+    record = {"source": sampler.description, "mode": "interpolate", "method": method, "pairs":
+              [seeds[i:i + 2] for i in range(0, len(seeds), 2)], "steps": steps, "output": out}
+    _write_record(out, record)
+    return record
+
+
+def sweep_grid(sampler: Sampler, seeds: list[int], dim: int, steps: int, out: str, low: float = -2.0,
+               high: float = 2.0) -> dict:
+    """One row per seed; across the row dimension `dim` of its z goes from `low` to `high`."""
+    z = latent.z_from_seeds(seeds, sampler.z_dim)
+    images = sampler(np.concatenate([latent.sweep(zi, dim, steps, low, high) for zi in z]))
+    imlib.save_image(imlib.make_grid(images, ncols=steps), out)
+    record = {"source": sampler.description, "mode": "sweep", "seeds": seeds, "dim": dim, "steps": steps,
+              "range": [low, high], "output": out}
+    _write_record(out, record)
+    return record
+
+
+def walk_gif(sampler: Sampler, seeds: list[int], keyframes: int, steps: int, out: str, fps: int = 12,
+             ncols: int | None = None) -> dict:
+    """An animated GIF: each of the `seeds` starts a slerp walk through `keyframes` further random points and back;
+    all walks play side by side as a grid."""
+    rng = np.random.default_rng(seeds[0] if seeds else 0)
+    walks = []
+    for s in seeds:
+        points = [latent.z_from_seeds([s], sampler.z_dim)[0]]
+        points += list(rng.standard_normal((keyframes, sampler.z_dim)).astype(np.float32))
+        points.append(points[0])
+        path = np.concatenate([latent.interpolate(a, b, steps)[:-1] for a, b in zip(points[:-1], points[1:])])
+        walks.append(path)
+    frames_z = np.stack(walks, axis=1)  # [frames, n_seeds, z_dim]
+    flat = sampler(frames_z.reshape(-1, sampler.z_dim))
+    flat = imlib.to_uint8(flat).reshape(frames_z.shape[0], len(seeds), *flat.shape[1:])
+    frames = [Image.fromarray(imlib.make_grid(f, ncols=ncols)) for f in flat]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0, optimize=False)
+    record = {"source": sampler.description, "mode": "gif", "seeds": seeds, "keyframes": keyframes,
+              "steps": steps, "frames": len(frames), "output": out}
+    _write_record(out, record)
+    return record

@@ -1,0 +1,82 @@
+"""Shared fixtures: small real artefacts (an image folder, a trained run, an exported SavedModel) built once per
+test session with the project's own code, so every suite tests against the real thing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.environ.get("TEST_ARTIFACTS", os.path.join(REPO, "test-artifacts"))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dcgan_command() -> list[str]:
+    """The `dcgan` console script of this environment, as a subprocess argv prefix."""
+    return [sys.executable, "-m", "dcgan.cli"]
+
+
+def write_synthetic_images(folder: str, n: int = 96, size: int = 40, seed: int = 0) -> str:
+    """n RGB PNGs: a reddish background with a lighter disc ("a face"); mean colour ≈ (190, 70, 50)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        colour = np.array([190.0, 70.0, 50.0]) + rng.normal(0, 12, 3)
+        img = np.ones((size, size, 3)) * colour
+        cy, cx = size / 2 + rng.normal(0, 2, 2)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < (size / 4) ** 2
+        img[disc] = np.clip(colour + 50, 0, 255)
+        img += rng.normal(0, 4, img.shape)
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(os.path.join(folder, f"img_{i:04d}.png"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> str:
+    """Where tests leave pictures and screenshots for people to look at (test-artifacts/, git-ignored)."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> str:
+    return write_synthetic_images(str(tmp_path_factory.mktemp("images")))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, image_folder) -> str:
+    """A real run directory: 32×32 DCGAN with narrow widths, a few steps on the synthetic images, EMA on."""
+    from dcgan.config import ModelConfig, TrainConfig
+    from dcgan.train import Trainer
+
+    run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
+    config = TrainConfig(model=ModelConfig(size=32, ngf=8, ndf=8), data=image_folder, steps=6, batch_size=16,
+                         log_every=2, sample_every=3, checkpoint_every=3, ema_decay=0.9, num_samples=16)
+    Trainer(config, run_dir, progress=False).train()
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_saved_model(tmp_path_factory, tiny_run) -> str:
+    """The tiny run's generator exported as a SavedModel (all signatures)."""
+    from dcgan.export import export_run
+
+    return export_run(tiny_run, str(tmp_path_factory.mktemp("export") / "generator"))
