@@ -1,0 +1,257 @@
+"""Model lifecycle of the server: hot-loading version directories, failed loads that never replace a working
+version, config files (policies, labels, broken files), HandleReloadConfigRequest, canary → promote → rollback,
+server-side batching and graceful shutdown. Each test runs its own in-process server on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from serving_helpers import MODEL, Stubs, add_version, code_of, running_server, wait_for, write_config, z_batch
+
+
+@pytest.fixture
+def base(tmp_path, tiny_saved_model):
+    path = str(tmp_path / "models" / MODEL)
+    add_version(tiny_saved_model, path, 1)
+    return path
+
+
+def _version(stubs: Stubs, **target) -> int:
+    return stubs.predict({"z": z_batch(1)}, **target).model_spec.version.value
+
+
+def _corrupt_version(base: str, version: int) -> str:
+    path = os.path.join(base, str(version))
+    os.makedirs(os.path.join(path, "variables"))
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+        f.write(b"this is not a SavedModel protobuf")
+    return path
+
+
+def test_new_version_directory_is_hot_loaded_then_the_old_one_unloaded_without_failed_requests(
+        base, tiny_saved_model):
+    with running_server(model_name=MODEL, model_base_path=base) as server:
+        stubs = Stubs(server.grpc_target)
+        errors, versions, stop = [], set(), threading.Event()
+
+        def traffic():
+            while not stop.is_set():
+                try:
+                    versions.add(_version(stubs))
+                except grpc.RpcError as e:
+                    errors.append(e.details())
+
+        worker = threading.Thread(target=traffic)
+        worker.start()
+        try:
+            # A half-written export (dcgan.export writes to a dot-prefixed sibling first) and other names are ignored.
+            os.makedirs(os.path.join(base, ".2.tmp-123-456"))
+            os.makedirs(os.path.join(base, "not-a-version"))
+            time.sleep(0.5)
+            assert stubs.status() == {1: ("AVAILABLE", 0, "")}
+            add_version(tiny_saved_model, base, 2)
+            wait_for(lambda: stubs.status() == {2: ("AVAILABLE", 0, ""), 1: ("END", 0, "")}, what="2 in, 1 out")
+            wait_for(lambda: 2 in versions, what="traffic answered by version 2")
+        finally:
+            stop.set()
+            worker.join()
+        stubs.close()
+    assert not errors, f"requests failed during the version swap: {errors[:3]}"
+    assert versions == {1, 2}
+
+
+def test_failed_version_is_reported_and_never_replaces_the_working_one(base, tiny_saved_model):
+    with running_server(model_name=MODEL, model_base_path=base) as server:
+        stubs = Stubs(server.grpc_target)
+        _corrupt_version(base, 2)
+        status = wait_for(lambda: (s := stubs.status()).get(2, ("",))[0] == "END" and s, what="version 2 to fail")
+        state, code, message = status[2]
+        assert code == grpc.StatusCode.DATA_LOSS.value[0] and "saved_model.pb" in message
+        assert status[1] == ("AVAILABLE", 0, "")
+        assert _version(stubs) == 1, "the failed version must not replace the working one"
+        time.sleep(0.6)  # several polls: the unchanged broken directory is not retried over and over
+        assert stubs.status()[2][0] == "END"
+        # Fixing the directory makes the server retry it.
+        shutil.rmtree(os.path.join(base, "2"))
+        add_version(tiny_saved_model, base, 2)
+        wait_for(lambda: _version(stubs) == 2, what="the repaired version 2")
+        stubs.close()
+
+
+def test_version_policies_all_and_specific_from_a_config_file(tmp_path, base, tiny_saved_model):
+    add_version(tiny_saved_model, base, 2)
+    config = write_config(str(tmp_path / "models.config"), [
+        {"name": MODEL, "base_path": base, "policy": "all"},
+        {"name": "pinned", "base_path": base, "policy": [1]},
+    ])
+    with running_server(model_config_file=config) as server:
+        stubs = Stubs(server.grpc_target)
+        assert set(stubs.status()) == {1, 2} and _version(stubs) == 2
+        assert stubs.status("pinned") == {1: ("AVAILABLE", 0, "")}
+        assert _version(stubs, model="pinned") == 1
+        stubs.close()
+
+
+def test_broken_config_file_keeps_the_old_config_serving(tmp_path, base, tiny_saved_model):
+    add_version(tiny_saved_model, base, 2)
+    path = write_config(str(tmp_path / "models.config"), [{"name": MODEL, "base_path": base, "policy": [1]}])
+    with running_server(model_config_file=path, model_config_file_poll_wait_seconds=0.2) as server:
+        stubs = Stubs(server.grpc_target)
+        assert _version(stubs) == 1
+        with open(path, "w") as f:
+            f.write("model_config_list { config { name: 'dcgan' base_path: ")  # truncated, unparsable
+        metric = 'dcgan_serving_config_reloads_total{result="error",source="file"} 1.0'
+        wait_for(lambda: metric in server.metrics.render().decode(), what="the reload error to be counted")
+        assert _version(stubs) == 1 and stubs.status() == {1: ("AVAILABLE", 0, "")}
+        # A label on a version that is not loaded: refused whole, the old config stays.
+        write_config(path, [{"name": MODEL, "base_path": base, "policy": [1, 2], "labels": {"canary": 2}}])
+        wait_for(lambda: 'result="error",source="file"} 2.0' in server.metrics.render().decode(),
+                 what="the refused config to be counted")
+        assert stubs.status() == {1: ("AVAILABLE", 0, "")}
+        # A valid change is applied.
+        write_config(path, [{"name": MODEL, "base_path": base, "policy": [2]}])
+        wait_for(lambda: _version(stubs) == 2, what="the new config")
+        stubs.close()
+
+
+def test_reload_config_rpc_refuses_labels_on_unavailable_versions(tmp_path, base, tiny_saved_model):
+    from serving import config as cfg
+    from serving.client import ServingClient, ServingClientError
+
+    add_version(tiny_saved_model, base, 2)
+    path = write_config(str(tmp_path / "models.config"), [{"name": MODEL, "base_path": base, "policy": [1]}])
+    with running_server(model_config_file=path) as server, ServingClient(server.grpc_target) as client:
+        wanted = cfg.read_model_server_config(write_config(str(tmp_path / "b.config"), [
+            {"name": MODEL, "base_path": base, "policy": [1, 2], "labels": {"canary": 2}}]))
+        with pytest.raises(ServingClientError) as info:
+            client.reload_config(wanted)
+        assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "Request to assign label to version 2 of model dcgan" in info.value.details
+        assert [s.version for s in client.status(MODEL)] == [1]
+        bad = cfg.read_model_server_config(write_config(str(tmp_path / "c.config"), [
+            {"name": MODEL, "base_path": "relative/path"}]))
+        with pytest.raises(ServingClientError) as info:
+            client.reload_config(bad)
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "absolute path" in info.value.details
+
+
+def test_labels_in_the_config_at_startup_need_the_allow_flag(tmp_path, base):
+    from serving.errors import Code, ServingError
+
+    path = write_config(str(tmp_path / "models.config"), [{"name": MODEL, "base_path": base, "policy": [1],
+                                                          "labels": {"stable": 1}}])
+    with pytest.raises(ServingError) as info, running_server(model_config_file=path):
+        pass
+    assert info.value.code == Code.FAILED_PRECONDITION and "not currently available" in info.value.message
+    with running_server(model_config_file=path, allow_version_labels_for_unavailable_models=True) as server:
+        assert _version(Stubs(server.grpc_target), label="stable") == 1
+
+
+def test_canary_promote_rollback(tmp_path, base, tiny_saved_model):
+    from serving import config as cfg
+    from serving.client import ServingClient
+    from serving.rollout import Rollout, RolloutError
+
+    path = write_config(str(tmp_path / "models.config"), [{"name": MODEL, "base_path": base}])
+    add_version(tiny_saved_model, base, 3)
+    with running_server(model_config_file=path, file_system_poll_wait_seconds=0) as server, \
+            ServingClient(server.grpc_target) as client:
+        stubs = Stubs(server.grpc_target)
+        assert _version(stubs) == 3  # latest
+        rollout = Rollout(path, client, wait_timeout_s=30)
+        # First canary: the version being served becomes `stable`, the candidate is loaded, then labelled.
+        status = rollout.canary(1)
+        assert status.labels == {"stable": 3, "canary": 1} and status.policy == "specific 1,3"
+        assert (_version(stubs, label="stable"), _version(stubs, label="canary")) == (3, 1)
+        assert dict(cfg.model_configs(cfg.read_model_server_config(path))[MODEL].version_labels) == status.labels
+        with pytest.raises(RolloutError, match="no version 7"):
+            rollout.canary(7)
+        # Promote: canary becomes stable; the old stable stays loaded as `previous`.
+        status = rollout.promote()
+        assert status.labels == {"stable": 1, "previous": 3}
+        assert _version(stubs, label="stable") == 1 and _version(stubs, label="previous") == 3
+        assert code_of(lambda: _version(stubs, label="canary"))[0] == grpc.StatusCode.INVALID_ARGUMENT
+        # Roll the promotion back: stable is 3 again and version 1 unloads.
+        status = rollout.rollback()
+        assert status.labels == {"stable": 3}
+        assert _version(stubs, label="stable") == 3
+        assert {v.version: v.state for v in status.versions} == {3: "AVAILABLE", 1: "END"}
+        # A canary that fails to load is refused and nothing changes; then a canary is rolled back.
+        _corrupt_version(base, 4)
+        with pytest.raises(RolloutError, match="did not become AVAILABLE"):
+            rollout.canary(4)
+        assert rollout.status().labels == {"stable": 3}
+        assert rollout.canary(1).labels == {"stable": 3, "canary": 1}
+        status = rollout.rollback()
+        assert status.labels == {"stable": 3} and {v.version: v.state for v in status.versions}[1] == "END"
+        with pytest.raises(RolloutError, match="nothing to roll back"):
+            rollout.rollback()
+        stubs.close()
+
+
+def test_server_side_batching_merges_concurrent_requests_with_tf_serving_rules(tmp_path, base):
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 50000 }\n"
+                      "max_enqueued_batches { value: 16 }\nnum_batch_threads { value: 1 }\n")
+    with running_server(model_name=MODEL, model_base_path=base, enable_batching=True,
+                        batching_parameters_file=str(params)) as server:
+        stubs = Stubs(server.grpc_target)
+        results, errors = {}, []
+
+        def call(i):
+            try:
+                results[i] = tf.make_ndarray(stubs.predict({"z": z_batch(1, seed=i)}).outputs["images"])
+            except grpc.RpcError as e:
+                errors.append(e.details())
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(results) == 8
+        single = tf.make_ndarray(stubs.predict({"z": z_batch(1, seed=3)}).outputs["images"])
+        np.testing.assert_allclose(results[3], single, atol=1e-5)
+        metrics = server.metrics.render().decode()
+        count = float(metrics.split('dcgan_serving_batch_size_count{model="dcgan",signature="serving_default",'
+                                    'version="1"} ')[1].split()[0])
+        assert count < 9, f"8 concurrent requests + 1 ran in {count} batches: they were not batched"
+        code, details = code_of(lambda: stubs.predict({"z": z_batch(9)}))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "Task size 9 is larger than maximum input batch size 8" \
+            in details
+        # As in TF Serving, a signature with a scalar input cannot be batched.
+        code, details = code_of(lambda: stubs.predict({"z0": z_batch(1)[0], "z1": z_batch(1)[0],
+                                                       "steps": np.int32(3)}, signature="interpolate"))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "at least one dimension" in details
+        stubs.close()
+
+
+def test_graceful_shutdown_answers_requests_in_flight(tmp_path, base):
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 700000 }\n")
+    with running_server(model_name=MODEL, model_base_path=base, enable_batching=True,
+                        batching_parameters_file=str(params), shutdown_grace_seconds=5) as server:
+        stubs = Stubs(server.grpc_target)
+        outcome = {}
+
+        def slow_request():  # waits ~0.7 s in the batch queue
+            try:
+                outcome["version"] = _version(stubs)
+            except grpc.RpcError as e:
+                outcome["error"] = e.code()
+
+        worker = threading.Thread(target=slow_request)
+        worker.start()
+        time.sleep(0.2)
+        server.stop()
+        worker.join()
+        assert outcome == {"version": 1}
+        assert code_of(lambda: stubs.predict({"z": z_batch(1)}, timeout=2))[0] == grpc.StatusCode.UNAVAILABLE
+        stubs.close()
