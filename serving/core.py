@@ -109,6 +109,7 @@ class ServerCore:
     def __init__(self, options: CoreOptions | None = None, metrics: ServingMetrics | None = None):
         self.options = options or CoreOptions()
         self.metrics = metrics or ServingMetrics()
+        self.metrics.is_known_model = self.has_model
         self._lock = threading.RLock()  # guards the maps below; never held while loading
         self._reconcile_lock = threading.RLock()  # one reconcile/reload at a time
         self._models: dict[str, _Model] = {}
@@ -415,6 +416,10 @@ class ServerCore:
         with self._lock:
             model = self._models.get(name)
             return dict(model.labels) if model else {}
+
+    def has_model(self, name: str) -> bool:
+        with self._lock:
+            return name in self._models or name in self._retired
 
     def model_names(self) -> list[str]:
         with self._lock:

@@ -11,11 +11,14 @@ Exposed on the REST port at the monitoring path (TF Serving's default `/monitori
 | `dcgan_serving_model_version_available` (gauge)  | model, version                          |
 | `dcgan_serving_model_load_failures_total`        | model, version                          |
 | `dcgan_serving_config_reloads_total`             | source (startup/grpc/file), result      |
+
+Requests naming a model the server does not serve are counted with model="_unknown_".
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -38,10 +41,16 @@ class RequestRecord:
         self.code = Code.OK
 
 
+UNKNOWN_MODEL = "_unknown_"
+
+
 class ServingMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        # Requests for models the server does not have are counted under one label value, so that clients sending
+        # arbitrary names cannot grow the number of time series without bound.
+        self.is_known_model: Callable[[str], bool] = lambda name: True
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("dcgan_serving_requests", "Requests answered, by outcome.",
@@ -73,11 +82,14 @@ class ServingMetrics:
             raise
         finally:
             elapsed = time.perf_counter() - start
-            labels = (record.model or "", str(record.version), api, method)
+            labels = (self.model_label(record.model), str(record.version), api, method)
             self.requests.labels(*labels, record.code.name).inc()
             if record.code != Code.OK:
                 self.errors.labels(*labels, record.code.name).inc()
             self.latency.labels(*labels).observe(elapsed)
+
+    def model_label(self, name: str) -> str:
+        return name if not name or self.is_known_model(name) else UNKNOWN_MODEL
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

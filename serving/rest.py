@@ -153,7 +153,7 @@ class RestApi:
             return e.http_status, json.dumps({"error": e.message})
 
     def _record(self, method: str, model: str, version, code: Code, start: float) -> None:
-        labels = (model, str(version), "rest", method)
+        labels = (self.metrics.model_label(model), str(version), "rest", method)
         self.metrics.requests.labels(*labels, code.name).inc()
         if code != Code.OK:
             self.metrics.errors.labels(*labels, code.name).inc()

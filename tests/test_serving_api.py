@@ -307,12 +307,15 @@ def test_python_client_retries_unavailable_then_reports_attempts():
 def test_metrics_count_requests_errors_and_latency_per_model_and_version(served):
     served.stubs.predict({"z": z_batch(1)}, version=1)
     code_of(lambda: served.stubs.predict({"z": z_batch(1).astype(np.float64)}, version=1))
+    assert served.http.post("/v1/models/nope:predict", json={"instances": [[0] * 100]}).status_code == 404
     text = served.http.get("/monitoring/prometheus/metrics").text
     assert 'dcgan_serving_requests_total{api="grpc",code="OK",method="predict",model="dcgan",version="1"}' in text
     assert ('dcgan_serving_request_errors_total{api="grpc",code="INVALID_ARGUMENT",method="predict",model="dcgan",'
             'version="1"}') in text
     assert 'dcgan_serving_request_latency_seconds_bucket{api="grpc",le="0.5",method="predict",model="dcgan"' in text
-    assert 'dcgan_serving_requests_total{api="rest",code="NOT_FOUND",method="predict",model="nope"' in text
+    # Unknown model names share one label value (clients cannot create unbounded time series).
+    assert 'dcgan_serving_requests_total{api="rest",code="NOT_FOUND",method="predict",model="_unknown_"' in text
+    assert 'model="nope"' not in text
     assert 'dcgan_serving_model_version_available{model="dcgan",version="2"} 1.0' in text
 
 
