@@ -66,14 +66,20 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-            img = ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError) as e:
-        message = str(e)
-        reason = TRUNCATED if ("truncated" in message or "broken" in message or "EOF" in message) else DECODE_ERROR
-        raise ImageRejected(reason, message) from e
+    except (OSError, SyntaxError, EOFError) as e:
+        message = str(e) or type(e).__name__
+        truncated = any(word in message.lower() for word in ("truncated", "broken", "eof", "premature"))
+        raise ImageRejected(TRUNCATED if truncated or isinstance(e, EOFError) else DECODE_ERROR, message) from e
     except Exception as e:  # noqa: BLE001
         raise ImageRejected(DECODE_ERROR, f"{type(e).__name__}: {e}") from e
-    return to_rgb(img, background=background)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block must not lose a good picture: keep it as stored
+        pass
+    try:
+        return to_rgb(img, background=background)
+    except Exception as e:  # noqa: BLE001 - modes PIL cannot convert (LAB, HSV, multi-band TIFF-like data)
+        raise ImageRejected(DECODE_ERROR, f"cannot convert mode {img.mode!r} to RGB: {e}") from e
 
 
 def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:

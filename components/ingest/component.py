@@ -1,0 +1,176 @@
+"""`FaceExampleGen`: the TFX component that runs the ingest Beam pipeline — the first node of the pipeline's DAG.
+
+Outputs a standard `Examples` artifact (split_names ["train", "eval"], GZIP TFRecords of tf.Example in the
+`dcgan.schema` layout, payload format FORMAT_TF_EXAMPLE) that a stock TFX Trainer and `dcgan train --data <uri>`
+read, and an `IngestReport` artifact holding ingest_report.json/.txt and preview.png. The counts are also set as
+custom properties of both artifacts (`num_input`, `num_train`, `num_eval`, `num_rejected`, `rejected_<reason>`), so
+they show in MLMD and in KFP's UI without opening files.
+
+The executor is a `BaseBeamExecutor`: the pipeline's `beam_pipeline_args` choose the runner (DirectRunner by
+default; `--direct_num_workers=N --direct_running_mode=multi_processing`; Dask, Flink, Spark or Dataflow).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, channel, component_spec, standard_artifacts
+from tfx.types.artifact import Artifact
+
+from components.ingest import pipeline as ingest
+from components.ingest import sources as sourcelib
+from dcgan import faces, schema
+from dcgan import images as imlib
+
+log = logging.getLogger(__name__)
+
+
+class IngestReport(Artifact):
+    """The ingest report of one FaceExampleGen run (files: ingest_report.json, ingest_report.txt, preview.png)."""
+
+    TYPE_NAME = "IngestReport"
+
+
+# Execution parameter → type. Optional ones may be None. (`source_fingerprint` is not an IngestConfig field: it is
+# there so that a change in the source's files changes the execution's cache key.)
+_PARAMETERS: dict[str, tuple[type, bool]] = {
+    "source": (str, False),
+    "size": (int, False),
+    "mode": (str, False),
+    "crop_size": (int, True),
+    "margin": (float, False),
+    "face": (str, False),
+    "min_confidence": (float, False),
+    "min_face_size": (int, False),
+    "detect_size": (int, False),
+    "eval_ratio": (float, False),
+    "seed": (int, False),
+    "max_pixels": (int, False),
+    "attributes_file": (str, True),
+    "records_per_shard": (int, False),
+    "preview_count": (int, False),
+    "detection_batch": (int, False),
+    "worker_threads": (int, False),
+    "source_fingerprint": (str, True),
+}
+
+
+class FaceExampleGenSpec(component_spec.ComponentSpec):
+    PARAMETERS = {name: component_spec.ExecutionParameter(type=t, optional=optional)
+                  for name, (t, optional) in _PARAMETERS.items()}
+    INPUTS: dict[str, component_spec.ChannelParameter] = {}
+    OUTPUTS = {
+        "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
+        "ingest_report": component_spec.ChannelParameter(type=IngestReport),
+    }
+
+
+def config_from_exec_properties(exec_properties: dict[str, Any]) -> ingest.IngestConfig:
+    fields = {name: exec_properties[name] for name in _PARAMETERS
+              if name != "source_fingerprint" and exec_properties.get(name) is not None}
+    return ingest.IngestConfig(**fields).validate()
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Runs `components.ingest.pipeline` with the pipeline's beam_pipeline_args and fills the output artifacts."""
+
+    def Do(self, input_dict: dict[str, list[Artifact]], output_dict: dict[str, list[Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        report_artifact = artifact_utils.get_single_instance(output_dict["ingest_report"])
+        config = config_from_exec_properties(exec_properties)
+        plan = ingest.plan_ingest(config)
+        ingest.prepare_output(examples.uri, report_artifact.uri, overwrite=True)
+
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        options = PipelineOptions(list(self._beam_pipeline_args or []))
+        threads = config.worker_threads or ingest.auto_worker_threads(options)
+        start = time.monotonic()
+        with self._make_beam_pipeline() as p:
+            ingest.build_ingest_pipeline(p, plan, examples.uri, report_artifact.uri, threads)
+        report = ingest.finish_report(report_artifact.uri, ingest.describe_runner(options),
+                                      time.monotonic() - start)
+
+        examples.split_names = artifact_utils.encode_split_names(list(schema.SPLITS))
+        examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(examples, "tfrecords_gzip")
+        properties = {"num_input": report.input_count, "num_rejected": len(report.rejects),
+                      **{f"num_{split}": n for split, n in report.written.items()},
+                      **{f"rejected_{reason}": n for reason, n in report.reject_counts.items()}}
+        for artifact in (examples, report_artifact):
+            for name, value in properties.items():
+                artifact.set_int_custom_property(name, int(value))
+            artifact.set_string_custom_property("source", plan.source.spec)
+        log.info("%s", report.summary_line())
+
+
+class FaceExampleGen(base_beam_component.BaseBeamComponent):
+    """Ingest face images into an `Examples` artifact (train/eval) plus an `IngestReport`.
+
+    Args:
+      source: a folder (recursive), a .zip (CelebA layout; list_attr_celeba.txt labels when present), a glob, one
+        image, or `avatars:N:SEED` (the built-in avatar set). Paths are read by the Beam workers.
+      size: output image side (the examples are size×size×3 PNGs).
+      mode: `align` (MTCNN detection + 5-landmark similarity alignment; real photos), `center-crop` (pre-aligned
+        sets such as CelebA img_align_celeba) or `none` (square images, resize only). Ignored for avatars.
+      crop_size: center-crop mode: side of the central square before resizing (carpedm20 used 108 on CelebA);
+        None = the largest central square.
+      margin: align mode: border around the canonical landmark template, as a fraction of its side per side.
+      face: align mode, which face when several: `largest`, `confident` or `central`.
+      min_confidence: align mode: MTCNN score below which a detection is ignored.
+      min_face_size: align mode: faces smaller than this (source pixels) are rejected as `face_too_small`.
+      detect_size: align mode: side of the detector's canvas (bigger finds smaller faces, slower).
+      eval_ratio: fraction of examples put in the eval split (chosen by a salted content hash: stable).
+      seed: salts the split hash; for avatars also given in the source string.
+      max_pixels: inputs with more pixels are rejected (`too_large`) from their header, before decoding.
+      attributes_file: a CelebA-format attribute file; None searches next to the source; "" = no labels.
+      records_per_shard: target examples per TFRecord file.
+      preview_count: images in the report's preview grid.
+      detection_batch: images per detector call (align mode).
+      worker_threads: TF/OpenCV threads per worker; 0 = local cores / local workers.
+      fingerprint_source: hash the source's file names, sizes and mtimes at construction into an execution
+        property, so that TFX's cache is invalidated when the data changes (skipped when the source is not a
+        local path).
+    """
+
+    SPEC_CLASS = FaceExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, source: str, size: int = 64, mode: str = faces.CENTER_CROP, crop_size: int | None = None,
+                 margin: float = faces.DEFAULT_MARGIN, face: str = "largest", min_confidence: float = 0.9,
+                 min_face_size: int = 32, detect_size: int = 256, eval_ratio: float = 0.1, seed: int = 0,
+                 max_pixels: int = imlib.DEFAULT_MAX_PIXELS, attributes_file: str | None = None,
+                 records_per_shard: int = 10_000, preview_count: int = 64, detection_batch: int = 16,
+                 worker_threads: int = 0, fingerprint_source: bool = True):
+        config = ingest.IngestConfig(
+            source=source, size=size, mode=mode, crop_size=crop_size, margin=float(margin), face=face,
+            min_confidence=float(min_confidence), min_face_size=min_face_size, detect_size=detect_size,
+            eval_ratio=float(eval_ratio), seed=seed, max_pixels=max_pixels, attributes_file=attributes_file,
+            records_per_shard=records_per_shard, preview_count=preview_count, detection_batch=detection_batch,
+            worker_threads=worker_threads).validate()
+        fingerprint = None
+        if fingerprint_source and _is_local(source):
+            try:
+                fingerprint = sourcelib.parse_source(source, attributes_file).fingerprint()
+            except sourcelib.SourceError as e:
+                raise ingest.IngestError(str(e)) from e
+        spec = FaceExampleGenSpec(
+            examples=channel.Channel(type=standard_artifacts.Examples),
+            ingest_report=channel.Channel(type=IngestReport),
+            source_fingerprint=fingerprint,
+            **config.to_dict())
+        super().__init__(spec=spec)
+
+
+def _is_local(source: str) -> bool:
+    if source.startswith("avatars:"):
+        return True
+    return "://" not in source and (os.path.exists(source) or any(c in source for c in "*?["))

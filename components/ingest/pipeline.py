@@ -1,0 +1,435 @@
+"""The ingest pipeline (Apache Beam): source items → decode → detect+align / crop → resize → PNG → dedup → split
+→ sharded TFRecords in the example schema (`dcgan.schema`), plus the ingest report.
+
+    items (sorted, from the driver) ─ Reshuffle ─ BatchElements ─ ProcessItems ─┬─ records ─ key (split, shard) ─┐
+                                                                                └─ rejects ───────────────────┐  │
+    every (split, shard) key, empty ───────────────────────────────────────────────────────── GroupByKey ◄──┼──┘
+                                                     WriteShards (dedup by sha256, sort by id, write) ─ counts,
+                                                       duplicates, preview, attribute names ─► write the report
+
+Everything an example's placement depends on is its content: split = hash(seed, sha256 of the PNG) < eval_ratio,
+shard = sha256 mod shards; within a shard records are sorted by id. So the same input gives byte-identical shard
+files on every runner and worker count, duplicates meet in one shard (the smallest id is kept), and adding images
+never moves old ones between splits. The number of shards is fixed by the item count before the run.
+
+Per-image work is done by `dcgan.images`, `dcgan.faces` and `dcgan.avatars` (pure functions, no Beam); this module
+only wires them into Beam and writes files. Progress: Beam counters in namespace `ingest` (`items`, `written`,
+`rejected_<reason>`), a log line per worker every 15 s, and a final summary line (`IngestReport.summary_line`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from components.ingest import report as reportlib
+from components.ingest import sources as sourcelib
+from components.ingest.config import IngestConfig, IngestError
+from dcgan import avatars, faces, schema
+from dcgan import images as imlib
+
+log = logging.getLogger(__name__)
+
+METRICS_NAMESPACE = "ingest"
+SHARD_PREFIX = "data"
+TMP_DIR = ".ingest-tmp"
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """What the driver decided before the run: the parsed source, its items and the shard counts."""
+
+    config: IngestConfig
+    source: sourcelib.Source
+    items: list[sourcelib.WorkItem]
+    shards: dict[str, int]  # split → number of shard files
+
+    def batches(self) -> list[list[sourcelib.WorkItem]]:
+        """The items in consecutive batches of `detection_batch` (one MTCNN call each). Batched here rather than
+        with beam.BatchElements, whose last batch of a bundle comes from finish_bundle, which the Dask runner drops."""
+        n = self.config.detection_batch
+        return [self.items[i:i + n] for i in range(0, len(self.items), n)]
+
+
+def plan_ingest(config: IngestConfig) -> IngestPlan:
+    """Validate the config, parse the source and list its items (deterministic). Raises IngestError."""
+    config.validate()
+    try:
+        source = sourcelib.parse_source(config.source, config.attributes_file)
+        items = source.items()
+    except sourcelib.SourceError as e:
+        raise IngestError(str(e)) from e
+    n = len(items)
+    ratios = {"train": 1.0 - config.eval_ratio, "eval": config.eval_ratio}
+    shards = {split: max(1, math.ceil(n * ratios[split] / config.records_per_shard)) for split in schema.SPLITS}
+    return IngestPlan(config, source, items, shards)
+
+
+# -- placement ------------------------------------------------------------------------------------------------------
+def split_of(sha256: str, eval_ratio: float, seed: int) -> str:
+    """`eval` for a fraction `eval_ratio` of contents (uniform over the salted hash), else `train`."""
+    digest = hashlib.sha256(f"{seed}:{sha256}".encode()).digest()
+    return "eval" if int.from_bytes(digest[:8], "big") / 2.0 ** 64 < eval_ratio else "train"
+
+
+def shard_of(sha256: str, num_shards: int) -> int:
+    return int(sha256[:12], 16) % num_shards
+
+
+def shard_name(split: str, shard: int, num_shards: int) -> str:
+    return f"Split-{split}/{SHARD_PREFIX}-{shard:05d}-of-{num_shards:05d}{schema.FILE_SUFFIX}"
+
+
+# -- per element ---------------------------------------------------------------------------------------------------
+# DoFns emit (kind, value) pairs that are then selected by kind, rather than tagged outputs: the Dask runner
+# merges all tagged outputs of a ParDo into one collection.
+RECORD, REJECT, COUNT, PREVIEW, ATTRIBUTE = "record", "reject", "count", "preview", "attribute"
+
+
+def _only(pair, kind):
+    if pair[0] == kind:
+        yield pair[1]
+
+
+class Record(NamedTuple):
+    id: str
+    png: bytes
+    sha256: str
+    attributes: dict[str, str]
+
+
+_SPLIT_STRIDE = 1_000_000
+
+
+def shard_key(split: str, shard: int) -> int:
+    """The GroupByKey key of one output file. An int on purpose: Dask partitions groups by Python's hash(), which
+    for strings differs between worker processes, and a key split over two partitions would lose records."""
+    return schema.SPLITS.index(split) * _SPLIT_STRIDE + shard
+
+
+def split_and_shard(key: int) -> tuple[str, int]:
+    return schema.SPLITS[key // _SPLIT_STRIDE], key % _SPLIT_STRIDE
+
+
+def _place(record, eval_ratio, seed, shards):  # untyped: Beam would turn annotations into coders
+    """Record → (shard key, record)."""
+    split = split_of(record.sha256, eval_ratio, seed)
+    return shard_key(split, shard_of(record.sha256, shards[split])), record
+
+
+class _Progress:
+    """Logs what one worker has done every `every` seconds."""
+
+    def __init__(self, every: float = 15.0):
+        self.every = every
+        self.start = self.last = time.monotonic()
+        self.done = self.rejected = 0
+
+    def tick(self, done: int, rejected: int) -> None:
+        self.done += done
+        self.rejected += rejected
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            log.info("ingest worker %d: %d items processed (%d rejected), %.1f items/s", os.getpid(), self.done,
+                     self.rejected, self.done / max(now - self.start, 1e-9))
+
+
+class ProcessItems(beam.DoFn):
+    """A batch of work items → (RECORD, Record) and (REJECT, Reject) pairs. Never raises on bad input."""
+
+    def __init__(self, config: IngestConfig, source: sourcelib.Source, threads: int = 0):
+        self.config = config
+        self.source = source
+        self.threads = threads
+
+    def setup(self) -> None:
+        if self.threads:
+            faces.configure_threads(self.threads)
+        self.crop = self.config.crop_config()
+        self.detector = None
+        self.progress = _Progress()
+        self.items = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "items")
+        self.written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "processed")
+        if self.crop.mode == faces.ALIGN and not self.source.is_avatars:
+            self.detector = faces.get_detector(self.crop.detect_size)
+
+    def teardown(self) -> None:
+        p = getattr(self, "progress", None)
+        if p is not None and p.done:
+            elapsed = time.monotonic() - p.start
+            log.info("ingest worker %d: finished, %d items processed (%d rejected) in %.1f s", os.getpid(), p.done,
+                     p.rejected, elapsed)
+
+    def _reject(self, item_id: str, reason: str, detail: str) -> tuple[str, reportlib.Reject]:
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc()
+        return REJECT, reportlib.Reject(item_id, reason, detail)
+
+    def _record(self, item_id: str, image, attributes: dict[str, str]) -> tuple[str, Record]:
+        png = imlib.encode_png(image)
+        return RECORD, Record(item_id, png, hashlib.sha256(png).hexdigest(), dict(attributes))
+
+    def process(self, batch):  # a list of WorkItems (untyped: Beam reads annotations as type hints)
+        self.items.inc(len(batch))
+        decoded: list[tuple[sourcelib.WorkItem, Any, dict[str, str]]] = []
+        rejected = 0
+        for item in batch:
+            try:
+                if item.kind == "avatar":
+                    image, attributes = avatars.generate_avatar(self.source.avatar_seed, item.index,
+                                                                self.config.size)
+                    yield self._record(item.id, image, attributes)
+                    continue
+                image = imlib.decode_image(sourcelib.read_item(item), max_pixels=self.config.max_pixels)
+                decoded.append((item, image, sourcelib.attributes_for(self.source, item)))
+            except imlib.ImageRejected as e:
+                rejected += 1
+                yield self._reject(item.id, e.reason, e.detail)
+            except Exception as e:  # noqa: BLE001 - one bad input must never stop the run
+                rejected += 1
+                log.warning("ingest: unexpected error on %s:\n%s", item.id, traceback.format_exc())
+                yield self._reject(item.id, reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}")
+        for (item, _, attributes), crop in zip(decoded, self._crop_all([d[1] for d in decoded]), strict=True):
+            if isinstance(crop, imlib.ImageRejected):
+                rejected += 1
+                yield self._reject(item.id, crop.reason, crop.detail)
+                continue
+            try:
+                yield self._record(item.id, crop, attributes)
+            except Exception as e:  # noqa: BLE001
+                rejected += 1
+                yield self._reject(item.id, reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}")
+        self.written.inc(len(batch) - rejected)
+        self.progress.tick(len(batch), rejected)
+
+    def _crop_all(self, images: list) -> list:
+        if not images:
+            return []
+        try:
+            return faces.crop_images(images, self.crop, self.detector)
+        except Exception:  # noqa: BLE001 - find the one image that breaks the batch, keep the others
+            log.warning("ingest: batch crop failed, retrying image by image:\n%s", traceback.format_exc())
+        out: list = []
+        for image in images:
+            try:
+                out.append(faces.crop_images([image], self.crop, self.detector)[0])
+            except Exception as e:  # noqa: BLE001
+                out.append(imlib.ImageRejected(reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}"))
+        return out
+
+
+class WriteShards(beam.DoFn):
+    """(shard key, records) → one TFRecord file, records deduplicated by sha256 and sorted by id.
+
+    Outputs (kind, value) pairs: (COUNT, (split, n)), (REJECT, duplicate), (PREVIEW, (id, png)), (ATTRIBUTE, name)."""
+
+    def __init__(self, examples_dir: str, source_spec: str, shards: dict[str, int], size: int, preview_count: int):
+        self.examples_dir = examples_dir.rstrip("/")
+        self.source_spec = source_spec
+        self.shards = shards
+        self.size = size
+        self.preview_count = preview_count
+
+    def process(self, element):  # (shard key, iterable of Record or None)
+        import tensorflow as tf
+
+        key, values = element
+        split, shard = split_and_shard(key)
+        records = sorted((r for r in values if r is not None), key=lambda r: r.id)
+        kept: list[Record] = []
+        first_with: dict[str, str] = {}
+        for r in records:
+            if r.sha256 in first_with:
+                beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"rejected_{reportlib.DUPLICATE}").inc()
+                yield REJECT, reportlib.Reject(r.id, reportlib.DUPLICATE, f"same image as {first_with[r.sha256]}")
+            else:
+                first_with[r.sha256] = r.id
+                kept.append(r)
+        final = f"{self.examples_dir}/{shard_name(split, shard, self.shards[split])}"
+        tmp = f"{self.examples_dir}/{TMP_DIR}/{split}-{shard:05d}-{uuid.uuid4().hex}{schema.FILE_SUFFIX}"
+        tf.io.gfile.makedirs(os.path.dirname(tmp))
+        tf.io.gfile.makedirs(os.path.dirname(final))
+        with tf.io.TFRecordWriter(tmp, options=tf.io.TFRecordOptions(compression_type=schema.COMPRESSION)) as w:
+            for r in kept:
+                w.write(schema.make_example(r.png, self.size, self.size, r.id, self.source_spec, r.attributes,
+                                            r.sha256).SerializeToString(deterministic=True))
+        tf.io.gfile.rename(tmp, final, overwrite=True)
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, "written").inc(len(kept))
+        yield COUNT, (split, len(kept))
+        for r in kept[:self.preview_count]:
+            yield PREVIEW, (r.id, r.png)
+        for name in sorted({k for r in kept for k in r.attributes}):
+            yield ATTRIBUTE, name
+
+
+def _write_report(_, *, base: dict[str, Any], report_dir: str, counts: list, rejects: list, preview: list,
+                  attribute_names: list) -> None:
+    written = {split: 0 for split in schema.SPLITS}
+    for split, n in counts:
+        written[split] += n
+    preview = sorted(preview)[:base["config"]["preview_count"]]
+    png = None
+    if preview:
+        grid = imlib.make_grid([imlib.decode_png(p) for _, p in preview])
+        png = imlib.encode_png(grid)
+    report = reportlib.IngestReport(written=written, rejects=sorted(rejects, key=lambda r: (r.reason, r.id)),
+                                    attribute_names=sorted(set(attribute_names)),
+                                    preview_ids=[i for i, _ in preview], **base)
+    reportlib.write_report(report, report_dir, png)
+
+
+def build_ingest_pipeline(pipeline: beam.Pipeline, plan: IngestPlan, examples_dir: str, report_dir: str,
+                          worker_threads: int = 0) -> None:
+    """Add the ingest transforms to `pipeline` (it writes when the pipeline runs)."""
+    config, source = plan.config, plan.source
+    processed = (
+        pipeline
+        | "ListItems" >> beam.Create(plan.batches(), reshuffle=False)
+        | "Spread" >> beam.Reshuffle()
+        | "Process" >> beam.ParDo(ProcessItems(config, source, worker_threads)))
+    shards = plan.shards
+    keyed = (processed
+             | "Records" >> beam.FlatMap(_only, RECORD)
+             | "Place" >> beam.Map(_place, config.eval_ratio, config.seed, shards))
+    every_shard = pipeline | "EveryShard" >> beam.Create(
+        [(shard_key(split, shard), None) for split in schema.SPLITS for shard in range(shards[split])],
+        reshuffle=False)
+    written = (
+        (keyed, every_shard)
+        | "Merge" >> beam.Flatten()
+        | "GroupShards" >> beam.GroupByKey()
+        | "Write" >> beam.ParDo(WriteShards(examples_dir, source.spec, shards, config.size, config.preview_count)))
+    rejects = ((processed | "ItemRejects" >> beam.FlatMap(_only, REJECT),
+                written | "Duplicates" >> beam.FlatMap(_only, REJECT))
+               | "AllRejects" >> beam.Flatten())
+    base = {"source": source.spec, "examples": examples_dir, "config": config.to_dict(),
+            "input_count": len(plan.items), "ignored": list(source.ignored)}
+    _ = (pipeline
+         | "ReportTrigger" >> beam.Create([None], reshuffle=False)
+         | "WriteReport" >> beam.Map(_write_report, base=base, report_dir=report_dir,
+                                     counts=beam.pvalue.AsList(written | "Counts" >> beam.FlatMap(_only, COUNT)),
+                                     rejects=beam.pvalue.AsList(rejects),
+                                     preview=beam.pvalue.AsList(written | "Preview" >> beam.FlatMap(_only, PREVIEW)),
+                                     attribute_names=beam.pvalue.AsList(
+                                         written | "AttributeNames" >> beam.FlatMap(_only, ATTRIBUTE))))
+
+
+# -- running it ------------------------------------------------------------------------------------------------------
+def local_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def describe_runner(options: PipelineOptions) -> str:
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    name = name.rsplit(".", 1)[-1]
+    if name in ("DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"):
+        direct = options.view_as(DirectOptions)
+        workers = direct.direct_num_workers or 1
+        if direct.direct_running_mode != "in_memory" or workers != 1:
+            name += f" ({direct.direct_running_mode}, {workers} workers)"
+    return name
+
+
+def auto_worker_threads(options: PipelineOptions) -> int:
+    """Threads per worker when the runner's workers share this machine: cores / workers; 0 = leave TF's default."""
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    if "Direct" not in name and "FnApi" not in name:
+        return 0
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode == "in_memory":
+        return 0
+    workers = direct.direct_num_workers or local_cores()
+    return max(1, local_cores() // max(1, workers))
+
+
+def prepare_output(examples_dir: str, report_dir: str, overwrite: bool) -> None:
+    """Make sure no earlier ingest's files survive in the output (stale shards would be read as data)."""
+    import tensorflow as tf
+
+    ours = [f"{examples_dir}/Split-{s}" for s in schema.SPLITS] + [f"{examples_dir}/{TMP_DIR}"] + \
+        [f"{report_dir}/{name}" for name in (reportlib.REPORT_JSON, reportlib.REPORT_TEXT, reportlib.PREVIEW_PNG)]
+    present = [p for p in ours if tf.io.gfile.exists(p)]
+    if present and not overwrite:
+        raise IngestError(f"{examples_dir} already holds an ingest output ({os.path.basename(present[0])}, ...); "
+                          f"use another folder or overwrite it (--force)")
+    for path in present:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+    tf.io.gfile.makedirs(examples_dir)
+    tf.io.gfile.makedirs(report_dir)
+
+
+def finish_report(report_dir: str, runner: str, elapsed: float) -> reportlib.IngestReport:
+    """Add what only the driver knows (runner, wall time) to the report written by the pipeline."""
+    import tensorflow as tf
+
+    report = reportlib.load_report(report_dir)
+    report.runner = runner
+    report.elapsed_seconds = round(elapsed, 3)
+    reportlib.write_report(report, report_dir)
+    tmp = f"{report.examples.rstrip('/')}/{TMP_DIR}"
+    if tf.io.gfile.exists(tmp):
+        tf.io.gfile.rmtree(tmp)
+    return report
+
+
+def run_ingest(config: IngestConfig, examples_dir: str, report_dir: str | None = None,
+               beam_pipeline_args: Sequence[str] | None = None, overwrite: bool = False) -> reportlib.IngestReport:
+    """Run the ingest pipeline with `beam_pipeline_args` (DirectRunner by default) and return its report.
+
+    Writes `examples_dir/Split-{train,eval}/data-SSSSS-of-NNNNN.tfrecord.gz` and the report files into
+    `report_dir` (default: `examples_dir`). Raises IngestError before running when the input cannot be used.
+    """
+    report_dir = report_dir or examples_dir
+    plan = plan_ingest(config)
+    prepare_output(examples_dir, report_dir, overwrite)
+    options = PipelineOptions(list(beam_pipeline_args or []))
+    threads = config.worker_threads or auto_worker_threads(options)
+    runner = describe_runner(options)
+    log.info("ingest: %d items from %s with %s", len(plan.items), plan.source.spec, runner)
+    start = time.monotonic()
+    pipeline = beam.Pipeline(options=options)
+    build_ingest_pipeline(pipeline, plan, examples_dir, report_dir, threads)
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)  # the Dask runner opens a distributed.Client and never closes it
+        if client is not None:
+            client.close()
+    report = finish_report(report_dir, runner, time.monotonic() - start)
+    _log_counters(result)
+    log.info("%s", report.summary_line())
+    return report
+
+
+def _log_counters(result: beam.runners.runner.PipelineResult) -> None:
+    try:
+        from apache_beam.metrics.metric import MetricsFilter
+
+        counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
+        totals: dict[str, int] = {}
+        for c in counters:
+            totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (c.committed or c.attempted or 0)
+        log.info("ingest counters: %s", ", ".join(f"{k}={v}" for k, v in sorted(totals.items())))
+    except Exception:  # noqa: BLE001 - not every runner reports metrics
+        pass
+
