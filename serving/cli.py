@@ -99,7 +99,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         return run(options, announce=lambda line: print(line, flush=True))
     except ServingError as e:
-        raise CommandError(e.message, 2 if e.code.name == "INVALID_ARGUMENT" else 1) from None
+        message = e.message
+        if "assign label" in message and not options.allow_version_labels_for_unavailable_models:
+            message += (" (the config labels versions that are still loading at startup: start with "
+                        "--allow_version_labels_for_unavailable_models=true, as TF Serving requires)")
+        raise CommandError(message, 2 if e.code.name == "INVALID_ARGUMENT" else 1) from None
 
 
 # -- client commands --------------------------------------------------------------------------------------------------

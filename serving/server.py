@@ -144,9 +144,15 @@ class ModelServer:
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(self.core, self.metrics),
                                                                             server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.core, self.metrics), server)
-        port = server.add_insecure_port(_grpc_address(o.host, 0 if o.port == EPHEMERAL_PORT else o.port))
+        address = _grpc_address(o.host, 0 if o.port == EPHEMERAL_PORT else o.port)
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as e:  # grpcio raises when the port is taken
+            port, reason = 0, str(e)
+        else:
+            reason = "the address is in use or not local"
         if not port:
-            raise ServingError(Code.UNAVAILABLE, f"cannot listen on {o.host}:{o.port} for gRPC")
+            raise ServingError(Code.UNAVAILABLE, f"cannot listen on {address} for gRPC: {reason}")
         server.start()
         self._grpc_server, self.grpc_port = server, port
         log.info("Running gRPC ModelServer at %s ...", _grpc_address(o.host, port))

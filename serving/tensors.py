@@ -43,9 +43,9 @@ _INT_RANGES = {DT_INT32: (-2**31, 2**31 - 1), DT_INT16: (-2**15, 2**15 - 1), DT_
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
-# Default cap on the elements of one request tensor: a TensorProto can declare a huge shape with one value
-# (TF semantics: the last value is repeated), which must not be allowed to allocate gigabytes.
-DEFAULT_MAX_ELEMENTS = 64 * 1024 * 1024
+# Default cap on the elements of one request tensor (64 MiB of float32): a TensorProto can declare a huge shape with
+# one value (TF semantics: the last value is repeated), which must not be allowed to allocate gigabytes.
+DEFAULT_MAX_ELEMENTS = 16 * 1024 * 1024
 
 
 def dtype_name(dtype: int) -> str:
