@@ -198,7 +198,7 @@ def test_canary_promote_rollback(tmp_path, base, tiny_saved_model):
 
 def test_server_side_batching_merges_concurrent_requests_with_tf_serving_rules(tmp_path, base):
     params = tmp_path / "batching.txt"
-    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 50000 }\n"
+    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }\n"
                       "max_enqueued_batches { value: 16 }\nnum_batch_threads { value: 1 }\n")
     with running_server(model_name=MODEL, model_base_path=base, enable_batching=True,
                         batching_parameters_file=str(params)) as server:
@@ -235,13 +235,13 @@ def test_server_side_batching_merges_concurrent_requests_with_tf_serving_rules(t
 
 def test_graceful_shutdown_answers_requests_in_flight(tmp_path, base):
     params = tmp_path / "batching.txt"
-    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 700000 }\n")
+    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1000000 }\n")
     with running_server(model_name=MODEL, model_base_path=base, enable_batching=True,
                         batching_parameters_file=str(params), shutdown_grace_seconds=5) as server:
         stubs = Stubs(server.grpc_target)
         outcome = {}
 
-        def slow_request():  # waits ~0.7 s in the batch queue
+        def slow_request():  # waits ~1 s in the batch queue
             try:
                 outcome["version"] = _version(stubs)
             except grpc.RpcError as e:
@@ -249,7 +249,9 @@ def test_graceful_shutdown_answers_requests_in_flight(tmp_path, base):
 
         worker = threading.Thread(target=slow_request)
         worker.start()
-        time.sleep(0.2)
+        scheduler = server.core._scheduler
+        wait_for(lambda: any(q.batches for q in scheduler._queues), timeout=20, interval=0.01,
+                 what="the request to wait in the batch queue")
         server.stop()
         worker.join()
         assert outcome == {"version": 1}

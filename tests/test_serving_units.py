@@ -207,7 +207,7 @@ def test_batch_scheduler_merges_concurrent_requests_pads_and_splits():
         time.sleep(0.05)
         return {"y": inputs["x"] * 2}
 
-    scheduler = SharedBatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=100_000,
+    scheduler = SharedBatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=500_000,
                                                      num_batch_threads=1, allowed_batch_sizes=(4, 8)))
     try:
         queue = scheduler.queue("m/1/serving_default", double)
@@ -234,25 +234,30 @@ def test_batch_scheduler_merges_concurrent_requests_pads_and_splits():
 
 
 def test_full_batch_queue_sheds_load_with_unavailable():
-    release = threading.Event()
+    running, release = threading.Event(), threading.Event()
 
     def slow(inputs):
-        release.wait(5)
+        running.set()
+        release.wait(10)
         return {"y": inputs["x"]}
 
     scheduler = SharedBatchScheduler(BatchingOptions(max_batch_size=1, max_enqueued_batches=1, num_batch_threads=1))
+    busy = [threading.Thread(target=lambda: queue.submit({"x": np.zeros((1, 1))})) for _ in range(2)]
     try:
         queue = scheduler.queue("m/1/s", slow)
-        busy = [threading.Thread(target=queue.submit, args=({"x": np.zeros((1, 1))},)) for _ in range(2)]
-        for t in busy:
-            t.start()
-            time.sleep(0.2)  # the first is running, the second fills the queue
+        busy[0].start()
+        assert running.wait(10), "the first request never ran"
+        busy[1].start()  # waits in the queue, which now holds its one allowed batch
+        deadline = time.monotonic() + 10
+        while not queue.batches and time.monotonic() < deadline:
+            time.sleep(0.01)
         e = _error(queue.submit, {"x": np.zeros((1, 1))})
         assert e.code == Code.UNAVAILABLE and "queue to which this task was submitted is full" in e.message
     finally:
         release.set()
         for t in busy:
-            t.join()
+            if t.is_alive() or t.ident:
+                t.join()
         scheduler.stop()
 
 
