@@ -94,8 +94,7 @@ class Servable:
                 shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
                 infos[alias] = (info.dtype, shape)
             self.input_infos[key] = infos
-        if warmup:
-            self._warmup()
+        self.warmup_requests = self._warmup() if warmup else 0
         self.load_seconds = time.monotonic() - start
 
     # -- requests -----------------------------------------------------------------------------------------------------
@@ -170,11 +169,12 @@ class Servable:
         return call.signature, {k: outputs[k] for k in call.output_aliases}
 
     # -- loading ------------------------------------------------------------------------------------------------------
-    def _warmup(self) -> None:
-        """Replay `assets.extra/tf_serving_warmup_requests` (PredictionLog TFRecords), as TF Serving does at load."""
+    def _warmup(self) -> int:
+        """Replay `assets.extra/tf_serving_warmup_requests` (PredictionLog TFRecords), as TF Serving does at load; a
+        request that fails makes the load fail. Returns how many requests were replayed."""
         path = os.path.join(self.path, WARMUP_FILE)
         if not os.path.isfile(path):
-            return
+            return 0
         import tensorflow as tf
         from tensorflow_serving.apis import prediction_log_pb2
 
@@ -189,6 +189,7 @@ class Servable:
             self.run(request.model_spec.signature_name, inputs, list(request.output_filter))
             count += 1
         log.info("warmed up %s version %d with %d requests", self.name, self.version, count)
+        return count
 
 
 def _shape(dims) -> str:

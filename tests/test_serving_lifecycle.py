@@ -257,3 +257,31 @@ def test_graceful_shutdown_answers_requests_in_flight(tmp_path, base):
         assert outcome == {"version": 1}
         assert code_of(lambda: stubs.predict({"z": z_batch(1)}, timeout=2))[0] == grpc.StatusCode.UNAVAILABLE
         stubs.close()
+
+
+def _write_warmup(version_dir: str, seeds: np.ndarray) -> None:
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = MODEL, "generate"
+    request.inputs["seed"].CopyFrom(tf.make_tensor_proto(seeds))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    with tf.io.TFRecordWriter(os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")) as writer:
+        writer.write(log.SerializeToString())
+
+
+def test_warmup_requests_are_replayed_at_load_and_a_failing_one_fails_the_load(base, tiny_saved_model):
+    from serving.servable import Servable
+
+    _write_warmup(os.path.join(base, "1"), np.array([1, 2], np.int64))
+    assert Servable(MODEL, 1, os.path.join(base, "1")).warmup_requests == 1
+    with running_server(model_name=MODEL, model_base_path=base) as server:
+        stubs = Stubs(server.grpc_target)
+        staging = os.path.join(base, ".2.tmp")
+        shutil.copytree(tiny_saved_model, staging)
+        _write_warmup(staging, np.array([1.5], np.float32))  # wrong dtype for `seed`
+        os.replace(staging, os.path.join(base, "2"))
+        status = wait_for(lambda: (s := stubs.status()).get(2, ("",))[0] == "END" and s, what="version 2 to fail")
+        assert "Expects arg[0] to be int64" in status[2][2] and status[1][0] == "AVAILABLE"
+        assert _version(stubs) == 1
+        stubs.close()
