@@ -16,6 +16,7 @@ three networks run as `tf.function`s on a fixed-size detection canvas, so batche
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 from collections.abc import Sequence
@@ -249,6 +250,8 @@ def get_detector(detect_size: int = 256) -> FaceDetector:
     with _detector_lock:
         detector = _detectors.get(detect_size)
         if detector is None:
+            if not _detectors:  # drop the tf.functions before interpreter shutdown (TF logs errors otherwise)
+                atexit.register(_detectors.clear)
             detector = _detectors[detect_size] = FaceDetector(detect_size)
         return detector
 
