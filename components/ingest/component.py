@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Any
 
 from tfx.components.util import examples_utils
@@ -92,12 +91,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         from apache_beam.options.pipeline_options import PipelineOptions
 
         options = PipelineOptions(list(self._beam_pipeline_args or []))
-        threads = config.worker_threads or ingest.auto_worker_threads(options)
-        start = time.monotonic()
-        with self._make_beam_pipeline() as p:
-            ingest.build_ingest_pipeline(p, plan, examples.uri, report_artifact.uri, threads)
-        report = ingest.finish_report(report_artifact.uri, ingest.describe_runner(options),
-                                      time.monotonic() - start)
+        report = ingest.execute(self._make_beam_pipeline(), plan, examples.uri, report_artifact.uri, options)
 
         examples.split_names = artifact_utils.encode_split_names(list(schema.SPLITS))
         examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
@@ -109,7 +103,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             for name, value in properties.items():
                 artifact.set_int_custom_property(name, int(value))
             artifact.set_string_custom_property("source", plan.source.spec)
-        log.info("%s", report.summary_line())
 
 
 class FaceExampleGen(base_beam_component.BaseBeamComponent):

@@ -1,11 +1,11 @@
 """The ingest pipeline (Apache Beam): source items → decode → detect+align / crop → resize → PNG → dedup → split
 → sharded TFRecords in the example schema (`dcgan.schema`), plus the ingest report.
 
-    items (sorted, from the driver) ─ Reshuffle ─ BatchElements ─ ProcessItems ─┬─ records ─ key (split, shard) ─┐
-                                                                                └─ rejects ───────────────────┐  │
-    every (split, shard) key, empty ───────────────────────────────────────────────────────── GroupByKey ◄──┼──┘
-                                                     WriteShards (dedup by sha256, sort by id, write) ─ counts,
-                                                       duplicates, preview, attribute names ─► write the report
+    batches of items (sorted, made by the driver) ─ Reshuffle ─ ProcessItems ─┬─ records ─ key (split, shard) ─┐
+                                                                              └─ rejects ──────────────────┐  │
+    every (split, shard) key, with no record ─────────────────────────────────────────────── GroupByKey ◄─┼──┘
+                   WriteShards: dedup by sha256, sort by id, write one file ─► counts, duplicates, preview,  │
+                                                                               attribute names ─► report ◄─┘
 
 Everything an example's placement depends on is its content: split = hash(seed, sha256 of the PNG) < eval_ratio,
 shard = sha256 mod shards; within a shard records are sorted by id. So the same input gives byte-identical shard
@@ -13,8 +13,15 @@ files on every runner and worker count, duplicates meet in one shard (the smalle
 never moves old ones between splits. The number of shards is fixed by the item count before the run.
 
 Per-image work is done by `dcgan.images`, `dcgan.faces` and `dcgan.avatars` (pure functions, no Beam); this module
-only wires them into Beam and writes files. Progress: Beam counters in namespace `ingest` (`items`, `written`,
-`rejected_<reason>`), a log line per worker every 15 s, and a final summary line (`IngestReport.summary_line`).
+only wires them into Beam and writes files. Progress: Beam counters in namespace `ingest` (`items`, `processed`,
+`written`, `rejected_<reason>`), a log line per worker every 15 s, and a final summary line
+(`IngestReport.summary_line`). The graph avoids what the Dask runner gets wrong (see DaskRunner notes below).
+
+DaskRunner notes (apache-beam 2.74): it merges a ParDo's tagged outputs into one collection, drops elements a DoFn
+emits from finish_bundle (so beam.BatchElements loses its last batches: records silently missing), and partitions
+GroupByKey by Python's hash(), consistent across workers only while they share PYTHONHASHSEED (Dask's nanny sets
+one; workers started without it do not). Hence: (kind, value) outputs selected by kind, batches made by the
+driver, integer shard keys. The runner tests check that Dask writes the same bytes as DirectRunner.
 """
 
 from __future__ import annotations
@@ -114,7 +121,7 @@ _SPLIT_STRIDE = 1_000_000
 
 def shard_key(split: str, shard: int) -> int:
     """The GroupByKey key of one output file. An int on purpose: Dask partitions groups by Python's hash(), which
-    for strings differs between worker processes, and a key split over two partitions would lose records."""
+    for strings depends on each worker's PYTHONHASHSEED; a key split over two partitions would lose records."""
     return schema.SPLITS.index(split) * _SPLIT_STRIDE + shard
 
 
@@ -162,6 +169,10 @@ class ProcessItems(beam.DoFn):
         self.progress = _Progress()
         self.items = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "items")
         self.written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "processed")
+        # Wall-clock bounds of the work (ms since the epoch): min start and max end over all workers give the
+        # processing window, i.e. the run time without worker start-up.
+        self.batch_start = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "batch_start_ms")
+        self.batch_end = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "batch_end_ms")
         if self.crop.mode == faces.ALIGN and not self.source.is_avatars:
             self.detector = faces.get_detector(self.crop.detect_size)
 
@@ -181,6 +192,7 @@ class ProcessItems(beam.DoFn):
         return RECORD, Record(item_id, png, hashlib.sha256(png).hexdigest(), dict(attributes))
 
     def process(self, batch):  # a list of WorkItems (untyped: Beam reads annotations as type hints)
+        self.batch_start.update(int(time.time() * 1000))
         self.items.inc(len(batch))
         decoded: list[tuple[sourcelib.WorkItem, Any, dict[str, str]]] = []
         rejected = 0
@@ -212,6 +224,7 @@ class ProcessItems(beam.DoFn):
                 yield self._reject(item.id, reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}")
         self.written.inc(len(batch) - rejected)
         self.progress.tick(len(batch), rejected)
+        self.batch_end.update(int(time.time() * 1000))
 
     def _crop_all(self, images: list) -> list:
         if not images:
@@ -377,17 +390,43 @@ def prepare_output(examples_dir: str, report_dir: str, overwrite: bool) -> None:
     tf.io.gfile.makedirs(report_dir)
 
 
-def finish_report(report_dir: str, runner: str, elapsed: float) -> reportlib.IngestReport:
-    """Add what only the driver knows (runner, wall time) to the report written by the pipeline."""
+def finish_report(report_dir: str, runner: str, elapsed: float,
+                  processing: float | None = None) -> reportlib.IngestReport:
+    """Add what only the driver knows (runner, wall time, processing window) to the report the pipeline wrote."""
     import tensorflow as tf
 
     report = reportlib.load_report(report_dir)
     report.runner = runner
     report.elapsed_seconds = round(elapsed, 3)
+    report.processing_seconds = None if processing is None else round(processing, 3)
     reportlib.write_report(report, report_dir)
     tmp = f"{report.examples.rstrip('/')}/{TMP_DIR}"
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)
+    return report
+
+
+def execute(pipeline: beam.Pipeline, plan: IngestPlan, examples_dir: str, report_dir: str,
+            options: PipelineOptions) -> reportlib.IngestReport:
+    """Build the ingest into `pipeline` (made with `options`), run it to the end and return the final report."""
+    threads = plan.config.worker_threads or auto_worker_threads(options)
+    runner = describe_runner(options)
+    log.info("ingest: %d items from %s with %s", len(plan.items), plan.source.spec, runner)
+    start = time.monotonic()
+    build_ingest_pipeline(pipeline, plan, examples_dir, report_dir, threads)
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)  # the Dask runner opens a distributed.Client and never closes it
+        if client is not None:
+            client.close()
+    elapsed = time.monotonic() - start
+    counters, processing = _metrics(result)
+    if counters:
+        log.info("ingest counters: %s", ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
+    report = finish_report(report_dir, runner, elapsed, processing)
+    log.info("%s", report.summary_line())
     return report
 
 
@@ -402,34 +441,29 @@ def run_ingest(config: IngestConfig, examples_dir: str, report_dir: str | None =
     plan = plan_ingest(config)
     prepare_output(examples_dir, report_dir, overwrite)
     options = PipelineOptions(list(beam_pipeline_args or []))
-    threads = config.worker_threads or auto_worker_threads(options)
-    runner = describe_runner(options)
-    log.info("ingest: %d items from %s with %s", len(plan.items), plan.source.spec, runner)
-    start = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build_ingest_pipeline(pipeline, plan, examples_dir, report_dir, threads)
-    result = pipeline.run()
-    try:
-        result.wait_until_finish()
-    finally:
-        client = getattr(result, "client", None)  # the Dask runner opens a distributed.Client and never closes it
-        if client is not None:
-            client.close()
-    report = finish_report(report_dir, runner, time.monotonic() - start)
-    _log_counters(result)
-    log.info("%s", report.summary_line())
-    return report
+    return execute(beam.Pipeline(options=options), plan, examples_dir, report_dir, options)
 
 
-def _log_counters(result: beam.runners.runner.PipelineResult) -> None:
+def _metrics(result) -> tuple[dict[str, int], float | None]:
+    """Counter totals of namespace `ingest`, and the processing window: from the first batch started to the last
+    batch finished on any worker (None when the runner reports no metrics)."""
     try:
         from apache_beam.metrics.metric import MetricsFilter
 
-        counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
-        totals: dict[str, int] = {}
-        for c in counters:
-            totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (c.committed or c.attempted or 0)
-        log.info("ingest counters: %s", ", ".join(f"{k}={v}" for k, v in sorted(totals.items())))
+        found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
     except Exception:  # noqa: BLE001 - not every runner reports metrics
-        pass
-
+        return {}, None
+    counters: dict[str, int] = {}
+    for c in found.get("counters", []):
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(c.committed or c.attempted or 0)
+    starts, ends = [], []
+    for d in found.get("distributions", []):
+        value = d.committed or d.attempted
+        if value is None or not value.count:
+            continue
+        if d.key.metric.name == "batch_start_ms":
+            starts.append(value.min)
+        elif d.key.metric.name == "batch_end_ms":
+            ends.append(value.max)
+    processing = (max(ends) - min(starts)) / 1000.0 if starts and ends else None
+    return counters, processing

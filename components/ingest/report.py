@@ -44,7 +44,8 @@ class IngestReport:
     attribute_names: list[str] = field(default_factory=list)
     preview_ids: list[str] = field(default_factory=list)
     runner: str = ""
-    elapsed_seconds: float | None = None
+    elapsed_seconds: float | None = None  # the driver's wall time for the whole run
+    processing_seconds: float | None = None  # first item started → last item done, on any worker (no start-up)
 
     @property
     def written_total(self) -> int:
@@ -82,6 +83,7 @@ class IngestReport:
             "preview": {"file": PREVIEW_PNG, "ids": self.preview_ids},
             "runner": self.runner,
             "elapsed_seconds": self.elapsed_seconds,
+            "processing_seconds": self.processing_seconds,
         }
 
     @classmethod
@@ -95,15 +97,18 @@ class IngestReport:
         return cls(source=d["source"], examples=d["examples"], config=d["config"], input_count=counts["input"],
                    written=splits, rejects=rejects, ignored=list(d.get("ignored_files", [])),
                    attribute_names=list(d.get("attributes", [])), preview_ids=list(d["preview"]["ids"]),
-                   runner=d.get("runner", ""), elapsed_seconds=d.get("elapsed_seconds"))
+                   runner=d.get("runner", ""), elapsed_seconds=d.get("elapsed_seconds"),
+                   processing_seconds=d.get("processing_seconds"))
 
     # -- for people --------------------------------------------------------------------------------------------------
     def summary_line(self) -> str:
         splits = ", ".join(f"{k} {v}" for k, v in self.written.items())
         reasons = ", ".join(f"{k} {v}" for k, v in self.reject_counts.items())
         took = f" in {self.elapsed_seconds:.1f} s" if self.elapsed_seconds is not None else ""
-        rate = (f" ({self.input_count / self.elapsed_seconds:.1f} images/s)"
-                if self.elapsed_seconds else "")
+        rate = f" ({self.input_count / self.elapsed_seconds:.1f} images/s" if self.elapsed_seconds else ""
+        if rate and self.processing_seconds:
+            rate += f", {self.input_count / self.processing_seconds:.1f} once running"
+        rate += ")" if rate else ""
         return (f"ingest: {self.input_count} in -> {self.written_total} written ({splits}), "
                 f"{len(self.rejects)} rejected" + (f" ({reasons})" if reasons else "") + f"{took}{rate}"
                 f" -> {self.examples}")
@@ -123,7 +128,9 @@ class IngestReport:
         if self.ignored:
             lines.append(f"  ignored     {len(self.ignored):>8}   (not image files by name)")
         if self.elapsed_seconds is not None:
-            lines.append(f"  time        {self.elapsed_seconds:>8.1f} s")
+            lines.append(f"  time        {self.elapsed_seconds:>8.1f} s" + (
+                f"   (processing {self.processing_seconds:.1f} s, without worker start-up)"
+                if self.processing_seconds is not None else ""))
         if self.attribute_names:
             lines.append(f"  attributes  {', '.join(self.attribute_names)}")
         by_reason: dict[str, list[Reject]] = {}
