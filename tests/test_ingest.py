@@ -97,20 +97,22 @@ def test_report_json_text_and_preview(avatar_ingest):
     assert report.summary_line().startswith("ingest: 48 in -> 48 written")
 
 
-def test_trainer_trains_from_the_ingested_examples(avatar_ingest, tmp_path):
-    from dcgan.config import ModelConfig, TrainConfig
+def test_dcgan_train_trains_from_the_ingested_examples(avatar_ingest, tmp_path, capsys):
+    from dcgan.cli import main
     from dcgan.data import resolve_data
-    from dcgan.train import Trainer
 
     _, out, report = avatar_ingest
     resolved = resolve_data(out)
     assert resolved.kind == "tfrecord" and all("/Split-train/" in f for f in resolved.files)
-    config = TrainConfig(model=ModelConfig(size=32, ngf=8, ndf=8), data=out, steps=5, batch_size=8, log_every=5,
-                         sample_every=5, checkpoint_every=5, num_samples=4)
-    trainer = Trainer(config, str(tmp_path / "run"), progress=False)
-    assert trainer.data.num_examples == report.written["train"]
-    result = trainer.train()
-    assert result.step == 5 and np.isfinite(result.d_loss) and np.isfinite(result.g_loss)
+    run = str(tmp_path / "run")
+    code = main(["train", "--data", out, "--size", "32", "--steps", "5", "--out", run, "--batch-size", "8",
+                 "--ngf", "8", "--ndf", "8", "--log-every", "5", "--sample-every", "5", "--checkpoint-every", "5",
+                 "--num-samples", "4", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"{report.written['train']} usable images" in captured.err, "train must read exactly the train split"
+    assert "to step 5" in captured.out
+    assert os.path.isfile(os.path.join(run, "config.json"))
 
 
 def test_split_is_a_stable_salted_hash_with_the_asked_ratio():
@@ -233,3 +235,25 @@ def test_dcgan_ingest_command(tmp_path, capsys):
     assert "source not found" in capsys.readouterr().err
     assert main(["ingest", "avatars:4", str(tmp_path / "o3"), "--eval-ratio", "1.5", "--quiet"]) == 2
     assert "eval_ratio" in capsys.readouterr().err
+
+
+def test_dcgan_ingest_align_on_real_photos(tmp_path, capsys):
+    from skimage import data
+
+    from dcgan.cli import main
+
+    folder = tmp_path / "photos"
+    (folder / "holiday").mkdir(parents=True)
+    Image.fromarray(data.astronaut()).save(folder / "astronaut.jpg", quality=90)
+    Image.fromarray(np.ascontiguousarray(data.astronaut()[:, ::-1])).save(folder / "holiday" / "mirrored.png")
+    Image.fromarray(data.coffee()).save(folder / "holiday" / "coffee.jpg")
+    out = str(tmp_path / "faces")
+    assert main(["ingest", str(folder), out, "--align", "--size", "64", "--eval-ratio", "0", "--quiet"]) == 0
+    assert "2 written" in capsys.readouterr().out
+    records = {r[schema.ID_KEY]: imlib.decode_png(r[schema.IMAGE_KEY]) for r in _records(out, "train")}
+    assert sorted(records) == ["astronaut.jpg", "holiday/mirrored.png"]
+    # the same face, mirrored: after alignment the two crops are near mirror images of each other
+    diff = np.abs(records["astronaut.jpg"].astype(int) - records["holiday/mirrored.png"][:, ::-1]).mean()
+    assert diff < 25, f"aligned crops of a face and its mirror differ by {diff:.1f} on average"
+    report = reportlib.load_report(out)
+    assert [(r.id, r.reason) for r in report.rejects] == [("holiday/coffee.jpg", "no_face")]
