@@ -263,7 +263,7 @@ def crop_with_face(image: np.ndarray, faces: Sequence[Face], config: CropConfig)
         raise imlib.ImageRejected(NO_FACE, f"no face with confidence >= {config.min_confidence}")
     face = choose_face(faces, config.face, image.shape)
     if face.side < config.min_face_size:
-        raise imlib.ImageRejected(FACE_TOO_SMALL, f"face of {face.side:.0f} px < min_face_size {config.min_face_size}")
+        raise imlib.ImageRejected(FACE_TOO_SMALL, f"face of {face.side:.1f} px < min_face_size {config.min_face_size}")
     return align_face(image, face.landmarks, config.size, config.margin)
 
 
