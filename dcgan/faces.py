@@ -174,7 +174,8 @@ def choose_face(faces: Sequence[Face], policy: str, image_shape: tuple[int, ...]
 
 # -- detection ------------------------------------------------------------------------------------------------------
 class FaceDetector:
-    """MTCNN on a fixed square canvas. Not thread-safe; get the per-process instance with `get_detector`."""
+    """MTCNN on a fixed square canvas. Stateless once built, so threads may share it; get the per-process instance
+    with `get_detector`."""
 
     CANVAS_FILL = 0.75  # the photo fills the central 3/4 of the canvas; the border helps faces at the edges
 

@@ -359,13 +359,14 @@ def describe_runner(options: PipelineOptions) -> str:
 
 
 def auto_worker_threads(options: PipelineOptions) -> int:
-    """Threads per worker when the runner's workers share this machine: cores / workers; 0 = leave TF's default."""
+    """Threads per worker process when a DirectRunner's worker processes share this machine: cores / workers;
+    0 = leave TensorFlow's default (one process, or a runner whose workers live elsewhere)."""
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     name = runner if isinstance(runner, str) else type(runner).__name__
     if "Direct" not in name and "FnApi" not in name:
         return 0
     direct = options.view_as(DirectOptions)
-    if direct.direct_running_mode == "in_memory":
+    if direct.direct_running_mode != "multi_processing":  # one process: its threads share TF's pools anyway
         return 0
     workers = direct.direct_num_workers or local_cores()
     return max(1, local_cores() // max(1, workers))
