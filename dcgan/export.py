@@ -2,16 +2,23 @@
 
 Signatures (N ≤ MAX_BATCH; inputs are validated inside the graph, so a bad request fails with INVALID_ARGUMENT):
 
-| signature         | inputs                                          | outputs                                                   |
-|-------------------|-------------------------------------------------|-----------------------------------------------------------|
-| `serving_default` | `z` float32 [N, z_dim], finite                  | `images` float32 [N, H, W, C] in [-1, 1]                  |
-| `generate`        | `seed` int64 [N]                                | `png_bytes` string [N] (PNG), `z` float32 [N, z_dim]       |
-| `interpolate`     | `z0`, `z1` float32 [z_dim], `steps` int32 []    | `images` float32 [steps, H, W, C], `z` float32 [steps, z_dim] (slerp, ends exact) |
+| signature         | inputs                                         | outputs                                        |
+|-------------------|------------------------------------------------|------------------------------------------------|
+| `serving_default` | `z` float32 [N, z_dim], finite                 | `images` float32 [N, H, W, C] in [-1, 1]       |
+| `generate`        | `seed` int64 [N]                               | `png_bytes` string [N] (PNG), `z` [N, z_dim]   |
+| `interpolate`     | `z0`, `z1` float32 [N, z_dim], `t` float32 [N] | `images` [N, H, W, C], `z` float32 [N, z_dim]  |
 
 `generate` draws z for seed s with `tf.random.stateless_normal([z_dim], seed=[s, 0])` (see dcgan.latent), so a face
 and its z can be shown together and regenerated from either. `png_bytes` ends in `_bytes` so TF Serving's REST API
 returns it base64-encoded (`{"b64": ...}`).
 
+`interpolate` is row-wise slerp: row i is the point at position t[i] ∈ [0, 1] on the great circle from z0[i] to
+z1[i] (exactly z0 at t = 0 and z1 at t = 1). A walk of `steps` frames sends z0/z1 repeated and
+t = linspace(0, 1, steps).
+Every input has a batch dimension, so all three signatures work with server-side batching.
+
+`assets.extra/tf_serving_warmup_requests` holds one PredictionLog per signature; TF Serving (and `dcgan serve`)
+replays them when a version loads, so the first real request does not pay for graph warm-up.
 `assets.extra/dcgan.json` records the model config, training step and provenance. The export is written to a
 temporary sibling directory and renamed into place, so a model server polling the parent never sees half a model.
 """
@@ -32,21 +39,44 @@ from dcgan.config import ModelConfig
 from dcgan.latent import z_from_seeds_tf
 
 MAX_BATCH = 1024
-MAX_INTERPOLATION_STEPS = 256
 METADATA_FILE = os.path.join("assets.extra", "dcgan.json")
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-def _slerp_tf(z0: tf.Tensor, z1: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
-    t = tf.linspace(0.0, 1.0, steps)[:, None]
-    n0, n1 = tf.norm(z0), tf.norm(z1)
-    cos = tf.clip_by_value(tf.reduce_sum(z0 * z1) / tf.maximum(n0 * n1, 1e-12), -1.0, 1.0)
+def write_warmup_requests(path: str, z_dim: int) -> str:
+    """TF Serving's SavedModel warm-up file: a TFRecord of PredictionLog protos, one Predict per signature."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # the official protos only
+
+    z = np.zeros((1, z_dim), np.float32)
+    requests = {
+        "serving_default": {"z": z},
+        "generate": {"seed": np.zeros([1], np.int64)},
+        "interpolate": {"z0": z, "z1": z, "t": np.full([1], 0.5, np.float32)},
+    }
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature, inputs in requests.items():
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature))
+            for name, value in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def _slerp_rows_tf(z0: tf.Tensor, z1: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+    """Row-wise slerp: z0, z1 [N, d], t [N] → [N, d]; rows with t = 0 / t = 1 are exactly z0 / z1, near-parallel
+    pairs fall back to lerp."""
+    t = t[:, None]
+    n0 = tf.norm(z0, axis=1, keepdims=True)
+    n1 = tf.norm(z1, axis=1, keepdims=True)
+    cos = tf.clip_by_value(tf.reduce_sum(z0 * z1, axis=1, keepdims=True) / tf.maximum(n0 * n1, 1e-12), -1.0, 1.0)
     omega = tf.acos(cos)
     so = tf.sin(omega)
     spherical = (tf.sin((1.0 - t) * omega) * z0 + tf.sin(t * omega) * z1) / tf.maximum(so, 1e-12)
     linear = (1.0 - t) * z0 + t * z1
     path = tf.where(so < 1e-6, linear, spherical)
-    # The ends are exactly the given vectors.
-    return tf.concat([z0[None], path[1:-1], z1[None]], axis=0)
+    path = tf.where(t == 0.0, z0, path)
+    return tf.where(t == 1.0, z1, path)
 
 
 class GeneratorModule(tf.Module):
@@ -71,18 +101,21 @@ class GeneratorModule(tf.Module):
             png = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
             return {"png_bytes": png, "z": z}
 
-        @tf.function(input_signature=[tf.TensorSpec([z_dim], tf.float32, name="z0"),
-                                      tf.TensorSpec([z_dim], tf.float32, name="z1"),
-                                      tf.TensorSpec([], tf.int32, name="steps")])
-        def interpolate(z0, z1, steps):
+        @tf.function(input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name="z0"),
+                                      tf.TensorSpec([None, z_dim], tf.float32, name="z1"),
+                                      tf.TensorSpec([None], tf.float32, name="t")])
+        def interpolate(z0, z1, t):
+            n = tf.shape(t)[0]
             with tf.control_dependencies([
-                tf.debugging.assert_greater_equal(steps, 2, message="steps must be at least 2"),
-                tf.debugging.assert_less_equal(steps, MAX_INTERPOLATION_STEPS,
-                                               message=f"steps must be at most {MAX_INTERPOLATION_STEPS}"),
+                tf.debugging.assert_equal(tf.shape(z0)[0], n, message="z0, z1 and t must have the same batch size"),
+                tf.debugging.assert_equal(tf.shape(z1)[0], n, message="z0, z1 and t must have the same batch size"),
                 tf.debugging.assert_all_finite(z0, "z0 must be finite (no NaN/Inf)"),
                 tf.debugging.assert_all_finite(z1, "z1 must be finite (no NaN/Inf)"),
+                tf.debugging.assert_all_finite(t, "t must be finite (no NaN/Inf)"),
+                tf.debugging.assert_greater_equal(t, 0.0, message="t must be in [0, 1]"),
+                tf.debugging.assert_less_equal(t, 1.0, message="t must be in [0, 1]"),
             ]):
-                z = _slerp_tf(z0, z1, steps)
+                z = _slerp_rows_tf(z0, z1, t)
             return {"images": self._images(z), "z": z}
 
         self.serving_default = serving_default
@@ -95,7 +128,8 @@ class GeneratorModule(tf.Module):
     def _images(self, z: tf.Tensor) -> tf.Tensor:
         with tf.control_dependencies([
             tf.debugging.assert_all_finite(z, "z must be finite (no NaN/Inf)"),
-            tf.debugging.assert_less_equal(tf.shape(z)[0], MAX_BATCH, message=f"batch size must be at most {MAX_BATCH}"),
+            tf.debugging.assert_less_equal(tf.shape(z)[0], MAX_BATCH,
+                                           message=f"batch size must be at most {MAX_BATCH}"),
         ]):
             z = tf.identity(z)
         return tf.cast(self.generator(z, training=False), tf.float32)
@@ -130,6 +164,7 @@ def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,
     os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=2, sort_keys=True)
+    write_warmup_requests(os.path.join(tmp, WARMUP_FILE), config.z_dim)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)

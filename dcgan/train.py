@@ -154,7 +154,7 @@ def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 
 class Trainer:
-    """Trains one run directory. `Trainer(config, run_dir).train()` starts a run; `Trainer.resume(run_dir)` continues."""
+    """Trains one run directory: `Trainer(config, run_dir).train()` starts a run, `Trainer.resume(run_dir)` goes on."""
 
     def __init__(self, config: TrainConfig, run_dir: str, *, resume: bool = False, progress: bool = True,
                  hooks: Sequence[TrainHook] = ()):
@@ -184,10 +184,13 @@ class Trainer:
             reject_log=os.path.join(run_dir, "bad_files.log"), progress=progress)
         self.models = GanModels(config, self.strategy)
 
-        if self.strategy.num_replicas_in_sync > 1:
-            self.iterator = iter(self.strategy.experimental_distribute_dataset(self.data.dataset))
-        else:
-            self.iterator = iter(self.data.dataset)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise ConfigError(f"batch_size={config.batch_size} must be divisible by the {replicas} replicas of the "
+                              f"{type(self.strategy).__name__}")
+        # One plain host iterator for every strategy: it is trackable, so its position is checkpointed (tf.data's
+        # distributed iterators are not); each global batch is split across replicas inside the step.
+        self.iterator = iter(self.data.dataset)
         self.ckpt = self.models.checkpoint(data_iterator=self.iterator)
         self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(run_dir, CHECKPOINT_DIR),
                                                   max_to_keep=config.keep_checkpoints)
@@ -274,10 +277,20 @@ class Trainer:
         strategy = self.strategy
         iterator = self.iterator
 
+        replicas = strategy.num_replicas_in_sync
+        per_replica_batch = global_batch // replicas
+
+        def split(element: tf.Tensor):
+            if replicas == 1:
+                return element
+            return strategy.experimental_distribute_values_from_function(
+                lambda ctx: element[ctx.replica_id_in_sync_group * per_replica_batch:
+                                    (ctx.replica_id_in_sync_group + 1) * per_replica_batch])
+
         @tf.function
         def train_step() -> dict[str, tf.Tensor]:
             element = next(iterator)
-            per_replica = strategy.run(step_fn, args=(element, m.step.read_value()))
+            per_replica = strategy.run(step_fn, args=(split(element), m.step.read_value()))
             out = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             if ema is not None:
                 for ema_var, var in zip(ema.trainable_variables, G.trainable_variables):

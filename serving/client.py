@@ -156,9 +156,14 @@ class ServingClient:
         return GeneratedFaces(png, np.concatenate(zs), seeds, result.model, result.version)
 
     def interpolate(self, z0: np.ndarray, z1: np.ndarray, steps: int, **target) -> PredictResult:
-        """`interpolate`: the slerp path z0 → z1 in `steps` frames and its images."""
-        return self.predict({"z0": np.asarray(z0, np.float32), "z1": np.asarray(z1, np.float32),
-                             "steps": np.asarray(steps, np.int32)}, signature="interpolate", **target)
+        """`interpolate`: the slerp path z0 → z1 in `steps` frames (ends exact) and its images, in one request of
+        `steps` rows (z0/z1 repeated, t = linspace(0, 1, steps))."""
+        if steps < 2:
+            raise ValueError(f"steps={steps} must be at least 2")
+        z0 = np.asarray(z0, np.float32).reshape(1, -1)
+        z1 = np.asarray(z1, np.float32).reshape(1, -1)
+        return self.predict({"z0": np.repeat(z0, steps, 0), "z1": np.repeat(z1, steps, 0),
+                             "t": np.linspace(0.0, 1.0, steps, dtype=np.float32)}, signature="interpolate", **target)
 
     def metadata(self, *, model: str, version: int | None = None, label: str | None = None,
                  timeout: float | None = None) -> ModelMetadata:

@@ -8,7 +8,7 @@ then checks what a serving client would see:
    `assets.extra/tf_serving_warmup_requests` replay if it has one);
 2. GetModelMetadata lists the signatures, over gRPC and REST;
 3. every signature answers one Predict over gRPC and one `:predict` over REST, with inputs built from its signature
-   def (`z` ~ N(0, 1) [1, z_dim], `seed` [7], `z0`/`z1` [z_dim], `steps` 3; zeros for anything else); the outputs
+   def (`z` ~ N(0, 1) [1, z_dim], `seed` [7], `z0`/`z1` [1, z_dim], `t` 0.5; zeros for anything else); the outputs
    must be non-empty, finite, and the same over both APIs.
 
 It returns a report (a JSON-able dict) and raises InfraValidationError saying which check failed. The server is shut
@@ -49,8 +49,8 @@ def _example_inputs(signature_def, rng: np.random.Generator) -> dict[str, np.nda
             value = rng.standard_normal(shape).astype(np.float32)
         elif alias == "seed":
             value = np.full(shape, 7, dtype=dtype)
-        elif alias == "steps":
-            value = np.full(shape, 3, dtype=dtype)
+        elif alias == "t":
+            value = np.full(shape, 0.5, dtype=dtype)
         elif info.dtype == tensors.DT_STRING:
             value = np.full(shape, b"", dtype=object)
         else:

@@ -77,9 +77,11 @@ def test_grpc_generate_returns_png_bytes_and_the_z_of_each_seed(served):
 
 def test_grpc_interpolate_and_output_filter(served):
     z = z_batch(2)
-    response = served.stubs.predict({"z0": z[0], "z1": z[1], "steps": np.int32(5)}, signature="interpolate")
+    t = np.linspace(0, 1, 5, dtype=np.float32)
+    response = served.stubs.predict({"z0": np.repeat(z[:1], 5, 0), "z1": np.repeat(z[1:], 5, 0), "t": t},
+                                    signature="interpolate")
     path = tf.make_ndarray(response.outputs["z"])
-    assert path.shape == (5, 100) and np.allclose(path[0], z[0]) and np.allclose(path[-1], z[1])
+    assert path.shape == (5, 100) and np.array_equal(path[0], z[0]) and np.array_equal(path[-1], z[1])
     from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
@@ -153,7 +155,8 @@ def test_rest_predict_row_and_columnar_formats(served, in_process):
                                .outputs["png_bytes"])[0]
     assert base64.b64decode(predictions[0]["png_bytes"]["b64"]) == grpc_png
     cols = served.http.post(f"/v1/models/{MODEL}:predict", json={
-        "signature_name": "interpolate", "inputs": {"z0": z[0].tolist(), "z1": z[1].tolist(), "steps": 4}})
+        "signature_name": "interpolate", "inputs": {"z0": [z[0].tolist()] * 4, "z1": [z[1].tolist()] * 4,
+                                                    "t": [0, 1 / 3, 2 / 3, 1]}})
     assert cols.status_code == 200 and np.asarray(cols.json()["outputs"]["z"]).shape == (4, 100)
 
 
@@ -176,9 +179,12 @@ def _grpc_bad_requests():
          grpc.StatusCode.INVALID_ARGUMENT, "batch size must be at most 1024"),
         ("too many seeds", {"inputs": {"seed": np.arange(1025, dtype=np.int64)}, "signature": "generate"},
          grpc.StatusCode.INVALID_ARGUMENT, "batch size must be at most 1024"),
-        ("interpolation steps < 2", {"inputs": {"z0": z[0], "z1": z[0], "steps": np.int32(1)},
-                                     "signature": "interpolate"},
-         grpc.StatusCode.INVALID_ARGUMENT, "steps must be at least 2"),
+        ("interpolation t outside [0, 1]", {"inputs": {"z0": z, "z1": z, "t": np.array([1.5], np.float32)},
+                                            "signature": "interpolate"},
+         grpc.StatusCode.INVALID_ARGUMENT, "t must be in [0, 1]"),
+        ("interpolation rows mismatched", {"inputs": {"z0": z, "z1": z_batch(2), "t": np.array([0.5], np.float32)},
+                                           "signature": "interpolate"},
+         grpc.StatusCode.INVALID_ARGUMENT, "same batch size"),
         ("unknown model", {"inputs": {"z": z}, "model": "nope"},
          grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
         ("unknown version", {"inputs": {"z": z}, "version": 9},

@@ -226,10 +226,12 @@ def test_server_side_batching_merges_concurrent_requests_with_tf_serving_rules(t
         code, details = code_of(lambda: stubs.predict({"z": z_batch(9)}))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "Task size 9 is larger than maximum input batch size 8" \
             in details
-        # As in TF Serving, a signature with a scalar input cannot be batched.
-        code, details = code_of(lambda: stubs.predict({"z0": z_batch(1)[0], "z1": z_batch(1)[0],
-                                                       "steps": np.int32(3)}, signature="interpolate"))
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "at least one dimension" in details
+        # Every signature has batch-shaped inputs, so interpolate batches too.
+        z = z_batch(1)
+        path = tf.make_ndarray(stubs.predict({"z0": np.repeat(z, 3, 0), "z1": np.repeat(z_batch(1, seed=4), 3, 0),
+                                              "t": np.array([0, 0.5, 1], np.float32)},
+                                             signature="interpolate").outputs["z"])
+        assert path.shape == (3, 100) and np.array_equal(path[0], z[0])
         stubs.close()
 
 
