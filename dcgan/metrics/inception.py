@@ -24,6 +24,7 @@ import importlib.util
 import json
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -99,7 +100,7 @@ def convert_torchscript(source: str) -> dict[str, np.ndarray]:
 
     try:
         root = load_torchscript(source)
-    except (TorchScriptFormatError, OSError, ValueError) as e:
+    except (TorchScriptFormatError, OSError, ValueError, pickle.UnpicklingError) as e:
         raise InceptionWeightsError(f"cannot read {source}: {e}") from e
     try:
         layers = root.net.layers

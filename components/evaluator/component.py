@@ -1,0 +1,183 @@
+"""`FidEvaluator`: the TFX component that gates a generator on FID before the stock Pusher pushes it.
+
+Inputs: `model` (the candidate `Model`; the SavedModel at `<uri>/Format-Serving/` as a TFX Trainer writes it, or
+directly at `<uri>`), `examples` (`Examples`: the eval split is the reference; the train split gives the floor and
+the memorisation check) and, optionally, `baseline_model` (a `Model`, e.g. from a Resolver with
+`LatestBlessedModelStrategy`), evaluated in the same run on the same images with the same seeds.
+
+Outputs:
+  * `blessing` (`ModelBlessing`): an empty `BLESSED` or `NOT_BLESSED` file, custom properties `blessed` (1/0),
+    `current_model`, `current_model_id`, `baseline_model`, `baseline_model_id` (what the stock Evaluator writes:
+    Pusher reads `blessed`, LatestBlessedModelStrategy reads `blessed` and `current_model_id`), `reason`, and
+    the metrics.
+  * `evaluation` (`FidEvaluation`): metrics.json, samples.png, memorization.png, memorization.json, with the
+    metrics also as custom properties (`fid`, `fid_floor`, `kid_mean`, `kid_std`, `precision`, `recall`,
+    `baseline_fid`, `num_samples`, `num_real`, `memorization_close_fraction`, ...) so they are in MLMD.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import artifact_utils, channel, component_spec, standard_artifacts
+from tfx.types.artifact import Artifact
+
+from dcgan.metrics import evaluate as evallib
+
+log = logging.getLogger(__name__)
+
+BLESSED_FILE = "BLESSED"
+NOT_BLESSED_FILE = "NOT_BLESSED"
+
+
+class FidEvaluation(Artifact):
+    """One FID evaluation: metrics.json, samples.png, memorization.png, memorization.json."""
+
+    TYPE_NAME = "FidEvaluation"
+
+
+# Execution parameter → (type, optional, default).
+_PARAMETERS: dict[str, tuple[type, bool]] = {
+    "num_samples": (int, False),
+    "fid_threshold": (float, True),
+    "max_fid_regression": (float, True),
+    "num_real": (int, True),
+    "seed": (int, False),
+    "memorization_reference": (int, True),
+    "kid_subsets": (int, False),
+    "kid_subset_size": (int, False),
+    "batch_size": (int, False),
+    "eval_split": (str, False),
+    "train_split": (str, False),
+}
+
+
+class FidEvaluatorSpec(component_spec.ComponentSpec):
+    PARAMETERS = {name: component_spec.ExecutionParameter(type=t, optional=optional)
+                  for name, (t, optional) in _PARAMETERS.items()}
+    INPUTS = {
+        "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
+        "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
+        "baseline_model": component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "blessing": component_spec.ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "evaluation": component_spec.ChannelParameter(type=FidEvaluation),
+    }
+
+
+def config_from_exec_properties(exec_properties: dict[str, Any]) -> evallib.EvaluationConfig:
+    fields = {name: exec_properties.get(name) for name in _PARAMETERS if name not in ("eval_split", "train_split")}
+    fields = {k: v for k, v in fields.items()
+              if v is not None or k in ("fid_threshold", "max_fid_regression", "num_real", "memorization_reference")}
+    return evallib.EvaluationConfig(**fields).validate()
+
+
+def _metric_properties(result: evallib.EvaluationResult) -> dict[str, float | int | str]:
+    m = result.metrics
+    props: dict[str, float | int | str] = {"num_samples": int(m["num_generated"]), "num_real": int(m["num_real"])}
+    for key in ("fid", "fid_floor", "kid_mean", "kid_std", "precision", "recall"):
+        if m.get(key) is not None:
+            props[key] = float(m[key])
+    if m.get("fid") is None:
+        props["fid"] = float("nan")
+    if result.baseline and result.baseline.get("fid") is not None:
+        props["baseline_fid"] = float(result.baseline["fid"])
+    if result.memorization and result.memorization.get("fraction_closer_than_heldout") is not None:
+        props["memorization_close_fraction"] = float(result.memorization["fraction_closer_than_heldout"])
+        props["memorization_median_distance_ratio"] = float(result.memorization["median_distance_ratio"])
+    return props
+
+
+def _set_property(artifact: Artifact, name: str, value: float | int | str) -> None:
+    if isinstance(value, bool) or isinstance(value, int):
+        artifact.set_int_custom_property(name, int(value))
+    elif isinstance(value, float):
+        artifact.set_float_custom_property(name, value)
+    else:
+        artifact.set_string_custom_property(name, str(value))
+
+
+class Executor(base_executor.BaseExecutor):
+    """Runs `dcgan.metrics.evaluate.evaluate_generator` and writes the blessing and the evaluation artifacts."""
+
+    def Do(self, input_dict: dict[str, list[Artifact]], output_dict: dict[str, list[Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        baselines = input_dict.get("baseline_model") or []
+        baseline = baselines[0] if baselines else None
+        if baseline is not None and baseline.id == model.id:
+            log.info("the baseline is the candidate itself (%s): no baseline comparison", model.uri)
+            baseline = None
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        config = config_from_exec_properties(exec_properties)
+        eval_split = exec_properties.get("eval_split") or "eval"
+        train_split = exec_properties.get("train_split") or "train"
+
+        result = evallib.evaluate_generator(
+            model.uri, examples.uri, evaluation.uri, config, baseline=baseline.uri if baseline else None,
+            split=eval_split, train_split=train_split, progress=False)
+        log.info("FidEvaluator: %s", result.decision.reason)
+
+        os.makedirs(blessing.uri, exist_ok=True)
+        marker = BLESSED_FILE if result.blessed else NOT_BLESSED_FILE
+        with open(os.path.join(blessing.uri, marker), "w") as f:
+            f.write(result.decision.reason + "\n")
+        blessing.set_int_custom_property("blessed", 1 if result.blessed else 0)
+        blessing.set_string_custom_property("current_model", model.uri)
+        blessing.set_int_custom_property("current_model_id", model.id)
+        if baseline is not None:
+            blessing.set_string_custom_property("baseline_model", baseline.uri)
+            blessing.set_int_custom_property("baseline_model_id", baseline.id)
+        properties = _metric_properties(result)
+        for artifact in (blessing, evaluation):
+            artifact.set_string_custom_property("reason", result.decision.reason)
+            for name, value in properties.items():
+                _set_property(artifact, name, value)
+        evaluation.set_int_custom_property("blessed", 1 if result.blessed else 0)
+
+
+class FidEvaluator(base_component.BaseComponent):
+    """Evaluate a generator with FID/KID/precision-recall against the eval split and bless it (or not).
+
+    Args:
+      model: the candidate `Model` channel (e.g. `trainer.outputs["model"]`).
+      examples: the `Examples` channel (eval split = reference; train split = floor and memorisation check).
+      baseline_model: optional `Model` channel, e.g. a `LatestBlessedModelStrategy` resolver's `model` output.
+      num_samples: generated images (FID is biased upward at small N: set thresholds for this N).
+      fid_threshold: bless only if FID ≤ this (None: no absolute rule).
+      max_fid_regression: with a baseline, bless only if FID ≤ baseline FID + this, in FID points (None: no rule).
+      num_real: eval images used (a seeded subset); None = the whole split.
+      seed: first z seed of the generated images; also seeds the subsets.
+      memorization_reference: training images searched for nearest neighbours (None = all).
+      kid_subsets, kid_subset_size: KID's subsets.
+      batch_size: images per Inception batch.
+      eval_split, train_split: split names in `examples`.
+    """
+
+    SPEC_CLASS = FidEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model: channel.BaseChannel, examples: channel.BaseChannel,
+                 baseline_model: channel.BaseChannel | None = None, num_samples: int = 1000,
+                 fid_threshold: float | None = None, max_fid_regression: float | None = None,
+                 num_real: int | None = None, seed: int = 0, memorization_reference: int | None = 5000,
+                 kid_subsets: int = 100, kid_subset_size: int = 1000, batch_size: int = 25,
+                 eval_split: str = "eval", train_split: str = "train"):
+        params = dict(num_samples=num_samples, fid_threshold=None if fid_threshold is None else float(fid_threshold),
+                      max_fid_regression=None if max_fid_regression is None else float(max_fid_regression),
+                      num_real=num_real, seed=seed, memorization_reference=memorization_reference,
+                      kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size)
+        evallib.EvaluationConfig(**params).validate()  # fail at pipeline construction, not at run time
+        spec = FidEvaluatorSpec(
+            model=model, examples=examples, baseline_model=baseline_model,
+            blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+            evaluation=channel.Channel(type=FidEvaluation),
+            eval_split=eval_split, train_split=train_split, **params)
+        super().__init__(spec=spec)
