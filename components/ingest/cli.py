@@ -77,6 +77,10 @@ def _beam_args(args: argparse.Namespace, dask_address: str | None) -> list[str]:
     if args.runner == "dask":
         beam_args += ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
                       f"--dask_client_address={dask_address}"]
+        if not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
+            # The Dask runner puts up to 128 elements (here: batches of 16 images) in one partition by default,
+            # which would leave all but one worker idle on a few thousand images.
+            beam_args.append(f"--dask_npartitions={4 * args.workers}")
     elif args.workers > 1:
         beam_args += [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
     return beam_args

@@ -20,8 +20,9 @@ only wires them into Beam and writes files. Progress: Beam counters in namespace
 DaskRunner notes (apache-beam 2.74): it merges a ParDo's tagged outputs into one collection, drops elements a DoFn
 emits from finish_bundle (so beam.BatchElements loses its last batches: records silently missing), and partitions
 GroupByKey by Python's hash(), consistent across workers only while they share PYTHONHASHSEED (Dask's nanny sets
-one; workers started without it do not). Hence: (kind, value) outputs selected by kind, batches made by the
-driver, integer shard keys. The runner tests check that Dask writes the same bytes as DirectRunner.
+one; workers started without it do not), and computes each side input's whole upstream graph separately. Hence:
+(kind, value) outputs selected by kind, batches made by the driver, integer shard keys, one side input. The runner
+tests check that Dask writes the same bytes as DirectRunner.
 """
 
 from __future__ import annotations
@@ -286,19 +287,24 @@ class WriteShards(beam.DoFn):
             yield ATTRIBUTE, name
 
 
-def _write_report(_, *, base: dict[str, Any], report_dir: str, counts: list, rejects: list, preview: list,
-                  attribute_names: list) -> None:
+def _write_report(_, *, base: dict[str, Any], report_dir: str, items: list) -> None:
+    """Gather the (kind, value) pairs of the run into the report files."""
     written = {split: 0 for split in schema.SPLITS}
-    for split, n in counts:
-        written[split] += n
+    rejects, preview, attribute_names = [], [], set()
+    for kind, value in items:
+        if kind == COUNT:
+            written[value[0]] += value[1]
+        elif kind == REJECT:
+            rejects.append(value)
+        elif kind == PREVIEW:
+            preview.append(value)
+        elif kind == ATTRIBUTE:
+            attribute_names.add(value)
     preview = sorted(preview)[:base["config"]["preview_count"]]
-    png = None
-    if preview:
-        grid = imlib.make_grid([imlib.decode_png(p) for _, p in preview])
-        png = imlib.encode_png(grid)
+    png = imlib.encode_png(imlib.make_grid([imlib.decode_png(p) for _, p in preview])) if preview else None
     report = reportlib.IngestReport(written=written, rejects=sorted(rejects, key=lambda r: (r.reason, r.id)),
-                                    attribute_names=sorted(set(attribute_names)),
-                                    preview_ids=[i for i, _ in preview], **base)
+                                    attribute_names=sorted(attribute_names), preview_ids=[i for i, _ in preview],
+                                    **base)
     reportlib.write_report(report, report_dir, png)
 
 
@@ -323,19 +329,16 @@ def build_ingest_pipeline(pipeline: beam.Pipeline, plan: IngestPlan, examples_di
         | "Merge" >> beam.Flatten()
         | "GroupShards" >> beam.GroupByKey()
         | "Write" >> beam.ParDo(WriteShards(examples_dir, source.spec, shards, config.size, config.preview_count)))
-    rejects = ((processed | "ItemRejects" >> beam.FlatMap(_only, REJECT),
-                written | "Duplicates" >> beam.FlatMap(_only, REJECT))
-               | "AllRejects" >> beam.Flatten())
+    # Everything the report needs, as (kind, value) pairs in ONE side input: the Dask runner computes each side
+    # input's whole upstream graph on its own, so four side inputs would run the per-image work four times.
+    report_items = ((processed | "ItemRejects" >> beam.Filter(lambda pair: pair[0] == REJECT), written)
+                    | "ReportItems" >> beam.Flatten())
     base = {"source": source.spec, "examples": examples_dir, "config": config.to_dict(),
             "input_count": len(plan.items), "ignored": list(source.ignored)}
     _ = (pipeline
          | "ReportTrigger" >> beam.Create([None], reshuffle=False)
          | "WriteReport" >> beam.Map(_write_report, base=base, report_dir=report_dir,
-                                     counts=beam.pvalue.AsList(written | "Counts" >> beam.FlatMap(_only, COUNT)),
-                                     rejects=beam.pvalue.AsList(rejects),
-                                     preview=beam.pvalue.AsList(written | "Preview" >> beam.FlatMap(_only, PREVIEW)),
-                                     attribute_names=beam.pvalue.AsList(
-                                         written | "AttributeNames" >> beam.FlatMap(_only, ATTRIBUTE))))
+                                     items=beam.pvalue.AsList(report_items)))
 
 
 # -- running it ------------------------------------------------------------------------------------------------------
