@@ -7,7 +7,8 @@ Two workloads, measured in one run:
               (astronaut under random rotations/scales/colour, LFW faces pasted into scenes, some face-less scenes)
 
 Engines: `loop` (one Python process, the same dcgan functions, TF free to use every core), Beam DirectRunner
-in-process (1 worker), DirectRunner multi_processing with W worker processes, and multi_threading with W threads.
+in-process (1 worker), DirectRunner multi_processing with W worker processes, multi_threading with W threads, and
+with --dask the Dask runner on a LocalCluster of W processes, twice (the 2nd run finds TF imported in the workers).
 Two rates per Beam run: `wall` (the driver's whole run, worker start-up included: each worker process imports
 TensorFlow and Beam, ~10 s) and `steady` (items / processing window, first batch started → last batch done on any
 worker, from Beam metrics). The loop pays no start-up inside its timing.
@@ -128,6 +129,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--no-threads", action="store_true", help="skip the multi_threading rows")
+    parser.add_argument("--dask", action="store_true",
+                        help="add Dask rows: a LocalCluster of W processes, a first (cold) and a second (warm) run")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (photos are reused between runs) instead of /tmp")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -170,6 +173,17 @@ def main() -> int:
             steady = report.processing_seconds
             rows.append((name, label, n_items, report.written_total, wall, n_items / wall, steady,
                          n_items / steady if steady else None, base))
+        if args.dask:
+            from distributed import LocalCluster
+
+            with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+                dask_args = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+                             f"--dask_client_address={cluster.scheduler_address}", f"--dask_npartitions={4 * w}"]
+                dask_config = IngestConfig(**{**config.to_dict(), "worker_threads": max(1, os.cpu_count() // w)})
+                for label in (f"Beam Dask LocalCluster ({w} workers), 1st run", f"Beam Dask ({w} workers), 2nd run"):
+                    print(f"[{name}] {label} ...", file=sys.stderr)
+                    report, wall = beam_run(dask_config, os.path.join(work, f"{name}-dask"), dask_args)
+                    rows.append((name, label, n_items, report.written_total, wall, n_items / wall, None, None, base))
 
     print()
     print(f"{'workload':<8} {'engine':<42} {'items':>6} {'kept':>6} {'wall s':>7} {'img/s':>7} {'x loop':>6} "
