@@ -176,7 +176,7 @@ def main() -> int:
         if args.dask:
             from distributed import LocalCluster
 
-            with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
                 dask_args = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
                              f"--dask_client_address={cluster.scheduler_address}", f"--dask_npartitions={4 * w}"]
                 dask_config = IngestConfig(**{**config.to_dict(), "worker_threads": max(1, os.cpu_count() // w)})

@@ -118,8 +118,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         if args.runner == "dask" and not address:
             from distributed import LocalCluster
 
+            # distributed logs its cluster chatter at INFO; keep it to the level the user asked for (default WARNING)
+            logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
             cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=":0")
             address = cluster.scheduler_address
             config = IngestConfig(**{**config.to_dict(), "worker_threads": max(1, local_cores() // args.workers)})
         report = run_ingest(config, args.out, beam_pipeline_args=_beam_args(args, address), overwrite=args.force)
