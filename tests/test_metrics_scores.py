@@ -26,8 +26,8 @@ def _features(n: int, seed: int, d: int = D, scale: float = 1.0) -> np.ndarray:
 def test_fid_of_a_set_with_itself_is_zero():
     f = _features(200, 0)
     assert scores.fid_from_features(f, f) == pytest.approx(0.0, abs=1e-8)
-    s = scores.FeatureStats.of(f)
-    assert scores.fid_from_stats(s, s) == pytest.approx(0.0, abs=1e-4)  # eigh route: sqrt of clipped noise
+    s = scores.FeatureStats.of(f[:, :256])
+    assert scores.fid_from_stats(s, s) == pytest.approx(0.0, abs=1e-6)  # the eigh route (statistics only)
 
 
 def test_fid_of_gaussians_matches_the_closed_form_diagonal():

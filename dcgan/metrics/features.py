@@ -3,8 +3,9 @@ with real-data features cached per dataset fingerprint.
 
 An `ImageSet` is a deterministic, indexable list of images: a folder of image files (recursive, sorted), TFRecord
 files in the example schema, or one split of an Examples directory (`Split-<name>/`, TFX layout). Its fingerprint
-hashes every file's bytes, so the cache (`<cache_dir>/features/<key>.npz`) is keyed by content, the subset drawn,
-and the extractor's identity (weights checksum, resampling, input range) — never by paths or mtimes.
+hashes the content (file bytes, or the encoded images of TFRecords), so the cache (`<cache_dir>/features/<key>.npz`)
+is keyed by content, the subset drawn and the extractor's identity (weights checksum, resampling, input range) —
+never by paths or mtimes.
 """
 
 from __future__ import annotations
@@ -83,8 +84,18 @@ class ImageSet:
         return dict(self.iter_images(np.asarray(indices, np.int64)))
 
     def fingerprint(self) -> str:
-        """SHA-256 over the set's files (relative names and contents)."""
+        """SHA-256 of the set's content: image files' names and bytes; for TFRecords, the encoded images of the
+        records in order (not the files: GZIP headers carry timestamps, and tf.Example's feature map serialises in
+        no fixed order, so equal data written twice differs on disk)."""
         h = hashlib.sha256(f"{self.kind}\n".encode())
+        if self.kind == "tfrecord":
+            import tensorflow as tf
+
+            for record in self._records():
+                image = tf.train.Example.FromString(record).features.feature[schema.IMAGE_KEY].bytes_list.value[0]
+                h.update(len(image).to_bytes(8, "little"))
+                h.update(image)
+            return h.hexdigest()
         for path in self.files:
             h.update(os.path.relpath(path, self.root).encode() + b"\0")
             with open(path, "rb") as f:

@@ -35,7 +35,7 @@ class FidHook:
         self.num_samples = int(num_samples)
         self.seed = int(trainer.config.seed)
         self.batch_size = 64
-        self._real = None  # (features, FeatureStats)
+        self._real: np.ndarray | None = None  # features of the real images
         self._z = None
 
     def real_images(self, trainer: Trainer) -> np.ndarray:
@@ -55,13 +55,11 @@ class FidHook:
                 break
         return np.concatenate(batches)[: self.num_samples]
 
-    def _real_features(self, trainer: Trainer):  # noqa: ANN202
+    def _real_features(self, trainer: Trainer) -> np.ndarray:
         if self._real is None:
             from dcgan.metrics.features import array_features
-            from dcgan.metrics.scores import FeatureStats
 
-            real = array_features(self.real_images(trainer), description="training images (FID hook)")
-            self._real = (real.features, FeatureStats.of(real.features))
+            self._real = array_features(self.real_images(trainer), description="training images (FID hook)").features
         return self._real
 
     def generated_images(self, trainer: Trainer) -> np.ndarray:
@@ -81,11 +79,11 @@ class FidHook:
         from dcgan.metrics.inception import get_extractor
 
         t0 = time.perf_counter()
-        real_features, real_stats = self._real_features(trainer)
+        real_features = self._real_features(trainer)
         features = get_extractor()(self.generated_images(trainer))
         if not np.all(np.isfinite(features)):
             return {"fid": float("nan")}
-        fid = scores.fid_from_stats(scores.FeatureStats.of(features), real_stats)
+        fid = scores.fid_from_features(features, real_features)
         kid = scores.kernel_inception_distance(features, real_features, num_subsets=10,
                                                max_subset_size=min(1000, self.num_samples), seed=step)
         log.info("step %d: FID %.2f, KID %.4f (N=%d, %.1fs)", step, fid, kid.mean, self.num_samples,
