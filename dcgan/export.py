@@ -94,6 +94,7 @@ class GeneratorModule(tf.Module):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="seed")])
         def generate(seed):
+            seed = tf.ensure_shape(seed, [None])
             self._check_batch(tf.shape(seed)[0])
             z = z_from_seeds_tf(seed, z_dim)
             images = self._images(z)
@@ -126,6 +127,7 @@ class GeneratorModule(tf.Module):
         tf.debugging.assert_less_equal(n, MAX_BATCH, message=f"batch size must be at most {MAX_BATCH}")
 
     def _images(self, z: tf.Tensor) -> tf.Tensor:
+        z = tf.ensure_shape(z, [None, self.z_dim])  # callers that bypass the signature's shape check still get one
         with tf.control_dependencies([
             tf.debugging.assert_all_finite(z, "z must be finite (no NaN/Inf)"),
             tf.debugging.assert_less_equal(tf.shape(z)[0], MAX_BATCH,

@@ -119,9 +119,10 @@ class GanModels:
         """The generator used for samples and export: the EMA copy when there is one."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
-    def checkpoint(self, **extra: tf.train.Checkpoint) -> tf.train.Checkpoint:
-        parts = dict(generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
-                     d_optimizer=self.d_optimizer, step=self.step)
+    def checkpoint(self, optimizers: bool = True, **extra: tf.train.Checkpoint) -> tf.train.Checkpoint:
+        parts = dict(generator=self.generator, discriminator=self.discriminator, step=self.step)
+        if optimizers:
+            parts.update(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
         if self.ema_generator is not None:
             parts["ema_generator"] = self.ema_generator
         parts.update(extra)
@@ -145,7 +146,8 @@ def load_models(run_dir: str, checkpoint: str | None = None, precision: str | No
     path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
     if not path:
         raise RunDirError(f"{run_dir!r} has no checkpoint yet")
-    models.checkpoint().restore(path).expect_partial()
+    # Without the optimizers: their structure depends on the precision (loss scaling) and sampling never needs them.
+    models.checkpoint(optimizers=False).restore(path).expect_partial()
     return models
 
 
@@ -257,14 +259,16 @@ class Trainer:
                     d_loss = tf.nn.compute_average_loss(
                         _bce(tf.fill([batch, 1], real_label), real_logits) + _bce(tf.zeros([batch, 1]), fake_logits),
                         global_batch_size=global_batch)
-                d_grads = d_tape.gradient(scaled(m.d_optimizer, d_loss), D.trainable_variables)
-                m.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
+                    d_objective = scaled(m.d_optimizer, d_loss)  # loss scaling (mixed_float16) inside the tape
+                d_grads = d_tape.gradient(d_objective, D.trainable_variables)
+                m.d_optimizer.apply_gradients(list(zip(d_grads, D.trainable_variables)))
                 # (2) G step against the updated D, non-saturating: maximise log D(G(z)).
                 gen_logits = D(fake, training=True)
                 g_loss = tf.nn.compute_average_loss(_bce(tf.ones([batch, 1]), gen_logits),
                                                     global_batch_size=global_batch)
-            g_grads = g_tape.gradient(scaled(m.g_optimizer, g_loss), G.trainable_variables)
-            m.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
+                g_objective = scaled(m.g_optimizer, g_loss)
+            g_grads = g_tape.gradient(g_objective, G.trainable_variables)
+            m.g_optimizer.apply_gradients(list(zip(g_grads, G.trainable_variables)))  # LossScaleOptimizer unscales
             return {
                 "d_loss": d_loss,
                 "g_loss": g_loss,
