@@ -123,7 +123,7 @@ def test_blessings_record_the_decision_and_the_reason_in_mlmd(pipeline_runs):
 
 def test_evaluation_artifact_holds_metrics_and_grids(pipeline_runs):
     store = _store(pipeline_runs["connection"])
-    evaluations = sorted(store.get_artifacts_by_type("FidEvaluation"), key=lambda a: a.id)
+    evaluations = sorted(store.get_artifacts_by_type("dcgan.FidEvaluation"), key=lambda a: a.id)
     assert len(evaluations) == 2
     for evaluation in evaluations:
         files = set(os.listdir(evaluation.uri))
@@ -150,3 +150,25 @@ def test_component_validates_its_parameters_at_construction():
         FidEvaluator(model=model, examples=examples, num_samples=1)
     evaluator = FidEvaluator(model=model, examples=examples)
     assert set(evaluator.outputs) == {"blessing", "evaluation"}
+
+
+def test_pipeline_with_the_evaluator_compiles_for_kubeflow_v2(tmp_path):
+    from tfx import v1 as tfx
+
+    from components.evaluator.component import FidEvaluator
+
+    model = tfx.dsl.Importer(source_uri="gs://bucket/model", artifact_type=tfx.types.standard_artifacts.Model
+                             ).with_id("model_importer")
+    data = tfx.dsl.Importer(source_uri="gs://bucket/examples", artifact_type=tfx.types.standard_artifacts.Examples
+                            ).with_id("examples_importer")
+    evaluator = FidEvaluator(model=model.outputs["result"], examples=data.outputs["result"], fid_threshold=100.0)
+    pipeline = tfx.dsl.Pipeline(pipeline_name="fid-gate", pipeline_root="gs://bucket/root",
+                                components=[model, data, evaluator])
+    out = tmp_path / "pipeline.json"
+    tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image="dcgan:test"),
+        output_filename=str(out)).run(pipeline)
+    spec = json.loads(out.read_text())["pipelineSpec"]
+    outputs = spec["components"]["FidEvaluator"]["outputDefinitions"]["artifacts"]
+    assert outputs["evaluation"]["artifactType"]["instanceSchema"].startswith("title: dcgan.FidEvaluation")
+    assert outputs["blessing"]["artifactType"]["instanceSchema"].startswith("title: tfx.ModelBlessing")

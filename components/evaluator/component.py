@@ -6,13 +6,14 @@ the memorisation check) and, optionally, `baseline_model` (a `Model`, e.g. from 
 `LatestBlessedModelStrategy`), evaluated in the same run on the same images with the same seeds.
 
 Outputs:
-  * `blessing` (`ModelBlessing`): an empty `BLESSED` or `NOT_BLESSED` file, custom properties `blessed` (1/0),
-    `current_model`, `current_model_id`, `baseline_model`, `baseline_model_id` (what the stock Evaluator writes:
-    Pusher reads `blessed`, LatestBlessedModelStrategy reads `blessed` and `current_model_id`), `reason`, and
-    the metrics.
-  * `evaluation` (`FidEvaluation`): metrics.json, samples.png, memorization.png, memorization.json, with the
-    metrics also as custom properties (`fid`, `fid_floor`, `kid_mean`, `kid_std`, `precision`, `recall`,
-    `baseline_fid`, `num_samples`, `num_real`, `memorization_close_fraction`, ...) so they are in MLMD.
+  * `blessing` (`ModelBlessing`): a `BLESSED` or `NOT_BLESSED` file (holding the reason), custom properties
+    `blessed` (1/0), `current_model`, `current_model_id`, `baseline_model`, `baseline_model_id` (what the stock
+    Evaluator writes: Pusher reads `blessed`, LatestBlessedModelStrategy reads `blessed` and `current_model_id`),
+    `reason`, and the metrics.
+  * `evaluation` (`FidEvaluation`, MLMD type `dcgan.FidEvaluation`): metrics.json, samples.png, memorization.png,
+    memorization.json, with the metrics also as custom properties (`fid`, `fid_floor`, `kid_mean`, `kid_std`,
+    `precision`, `recall`, `baseline_fid`, `num_samples`, `num_real`, `memorization_close_fraction`, ...) so they
+    are in MLMD.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ NOT_BLESSED_FILE = "NOT_BLESSED"
 class FidEvaluation(Artifact):
     """One FID evaluation: metrics.json, samples.png, memorization.png, memorization.json."""
 
-    TYPE_NAME = "FidEvaluation"
+    # `<namespace>.<Title>`: the form Kubeflow Pipelines v2 requires of custom artifact types.
+    TYPE_NAME = "dcgan.FidEvaluation"
 
 
 # Execution parameter → (type, optional, default).
