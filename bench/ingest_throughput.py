@@ -134,7 +134,6 @@ def main() -> int:
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (photos are reused between runs) instead of /tmp")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("distributed").setLevel(logging.WARNING)
 
     from components.ingest.config import IngestConfig
     from dcgan import faces
@@ -178,6 +177,7 @@ def main() -> int:
         if args.dask:
             from distributed import LocalCluster
 
+            logging.getLogger("distributed").setLevel(logging.WARNING)  # after the import: it sets INFO itself
             with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
                 dask_args = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
                              f"--dask_client_address={cluster.scheduler_address}", f"--dask_npartitions={4 * w}"]
