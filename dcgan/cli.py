@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dcgan {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dcgan ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except known as e:
         code = EXIT_USAGE if isinstance(e, (ConfigError, DataError)) else 1
         print(f"dcgan {args.command}: error: {e}", file=sys.stderr)

@@ -1,0 +1,65 @@
+"""The TFX Trainer module: `run_fn` turns the Trainer's FnArgs into a `dcgan.train` run and a SavedModel export.
+
+Use it as `tfx.components.Trainer(run_fn="components.trainer_module.run_fn", ...)` (the package is installed, so no
+module-file wheel is built). `custom_config["train_config"]` is a `TrainConfig` dict (pipeline/config.py);
+`train_args.num_steps` overrides its step count. The run directory (checkpoints, TensorBoard logs, sample grids,
+config.json, metrics.jsonl) is the Trainer's ModelRun artifact; the generator SavedModel (EMA weights when kept)
+goes to `serving_model_dir` with `assets.extra/training_summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "training_summary.json"
+
+
+def _train_config(fn_args: Any):
+    from dcgan.config import TrainConfig
+
+    custom = fn_args.custom_config or {}
+    if "train_config" not in custom:
+        raise ValueError("custom_config['train_config'] is missing: the pipeline passes the TrainConfig there")
+    config = TrainConfig.from_dict(custom["train_config"])
+    data = ",".join(fn_args.train_files)
+    changes: dict[str, Any] = {"data": data}
+    if fn_args.train_steps:
+        changes["steps"] = int(fn_args.train_steps)
+    return config.replace(**changes).validate()
+
+
+def run_fn(fn_args: Any) -> None:
+    """TFX GenericExecutor entry point."""
+    from dcgan.export import export_run
+    from dcgan.train import Trainer, is_run_dir
+
+    config = _train_config(fn_args)
+    run_dir = fn_args.model_run_dir
+    if is_run_dir(run_dir):  # the same execution retried: continue it
+        trainer = Trainer.resume(run_dir, steps=config.steps, progress=False)
+    else:
+        trainer = Trainer(config, run_dir, progress=False)
+    log.info("training %s: %d usable images (%s mode), %d skipped", run_dir, trainer.data.num_examples,
+             trainer.data.mode, len(trainer.data.rejected))
+    result = trainer.train()
+    summary = {
+        "steps": result.step,
+        "d_loss": result.d_loss,
+        "g_loss": result.g_loss,
+        "images_per_sec": result.images_per_sec,
+        "num_examples": result.num_examples,
+        "rejected": result.rejected,
+        "run_dir": run_dir,
+        "train_files": list(fn_args.train_files),
+    }
+    path = export_run(run_dir, fn_args.serving_model_dir, overwrite=True, extra_metadata={"training": summary})
+    with open(os.path.join(path, "assets.extra", SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+    log.info("exported the generator to %s", path)

@@ -1,0 +1,127 @@
+"""`dcgan pipeline run|compile` and `dcgan lineage` (registered through the `dcgan.commands` entry point).
+Light at import time: TFX is imported inside the command functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=("smoke", "quick", "full"), default="quick",
+                   help="smoke (CI), quick (the ≤20-minute CPU demo), full (GPU-sized); default quick")
+    p.add_argument("--root", help="pipeline root (artifacts + metadata.sqlite); default runs/<preset>")
+    p.add_argument("--data", help="FaceExampleGen source: folder, CelebA-style zip, glob or avatars:N:SEED")
+    p.add_argument("--serving-root", help="push destination root (default <root>/serving)")
+    p.add_argument("--model-name", help="model name under the serving root (default dcgan)")
+    p.add_argument("--steps", type=int, help="training steps (= --set train.steps=N)")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override any config value, e.g. --set evaluation.fid_threshold=150 (repeatable); "
+                        "sections: ingest, train, evaluation, beam; top-level fields without a section")
+    p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
+
+
+def _config(args: argparse.Namespace):
+    from pipeline.config import preset
+
+    config = preset(args.preset)
+    assignments = []
+    if args.root:
+        assignments.append(f"root={args.root}")
+    if args.data:
+        assignments.append(f"data={args.data}")
+    if args.serving_root:
+        assignments.append(f"serving_root={args.serving_root}")
+    if args.model_name:
+        assignments.append(f"model_name={args.model_name}")
+    if args.steps:
+        assignments.append(f"train.steps={args.steps}")
+    for name in ("runner", "workers"):
+        value = getattr(args, name, None)
+        if value:
+            assignments.append(f"beam.{name}={value}")
+    if getattr(args, "no_cache", False):
+        assignments.append("enable_cache=false")
+    if getattr(args, "image", None):
+        assignments.append(f"kubeflow_image={args.image}")
+    return config.override(assignments + args.assignments).validate()
+
+
+def register(subparsers) -> None:
+    pipeline = subparsers.add_parser("pipeline", help="run the TFX pipeline locally or compile it for Kubeflow")
+    sub = pipeline.add_subparsers(dest="pipeline_command", metavar="ACTION")
+    sub.required = True
+
+    run = sub.add_parser("run", help="run the whole pipeline with TFX's LocalDagRunner (SQLite MLMD, Beam)",
+                         description="ingest → train → evaluate (FID gate) → infra check → push, on this machine")
+    _add_config_args(run)
+    run.add_argument("--runner", choices=("direct", "multiprocess", "dask"),
+                     help="Beam runner for ingest: DirectRunner in-process (default), multi-process, or Dask")
+    run.add_argument("--workers", type=int, help="Beam workers for multiprocess/dask")
+    run.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    run.set_defaults(func=_cmd_run)
+
+    comp = sub.add_parser("compile", help="compile the pipeline to a Kubeflow Pipelines V2 PipelineJob JSON")
+    _add_config_args(comp)
+    comp.add_argument("--kubeflow", action="store_true", required=True, help="target Kubeflow Pipelines (V2)")
+    comp.add_argument("--output", default="pipeline.json", help="JSON file to write (default pipeline.json)")
+    comp.add_argument("--image", help="container image for every step (default: the config's kubeflow_image)")
+    comp.set_defaults(func=_cmd_compile)
+
+    lin = subparsers.add_parser("lineage", help="what produced a pushed model: data, training, evaluation, blessing")
+    lin.add_argument("--root", default="runs/quick", help="pipeline root holding metadata.sqlite (default runs/quick)")
+    lin.add_argument("--metadata", help="path of metadata.sqlite (overrides --root)")
+    lin.add_argument("--version", help="pushed version (default: the newest)")
+    lin.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lin.set_defaults(func=_cmd_lineage)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.show_config:
+        print(config.to_json())
+        return 0
+    from pipeline.pipeline import run_local
+    from pipeline.summary import run_summary
+
+    started = time.time()
+    print(f"pipeline {config.name}: preset {config.preset}, data {config.data}, root {config.root}", file=sys.stderr)
+    run_local(config)
+    summary = run_summary(config, wall_seconds=time.time() - started)
+    print(summary.text)
+    return 0 if summary.pushed else 3
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.show_config:
+        print(config.to_json())
+        return 0
+    from pipeline.pipeline import compile_kubeflow
+
+    path = compile_kubeflow(config, args.output)
+    spec = json.load(open(path))
+    tasks = spec.get("pipelineSpec", {}).get("root", {}).get("dag", {}).get("tasks", {})
+    print(f"wrote {path}: Kubeflow V2 PipelineJob '{config.name}', {len(tasks)} tasks "
+          f"({', '.join(sorted(tasks))}), image {config.kubeflow_image}")
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from pipeline.lineage import LineageError, lineage
+
+    path = args.metadata or os.path.join(args.root, "metadata.sqlite")
+    try:
+        result = lineage(path, args.version)
+    except LineageError as e:
+        print(f"dcgan lineage: error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"version": result.version, "rows": result.rows, "details": result.details}, indent=2,
+                         default=str))
+    else:
+        print(result.table())
+    return 0

@@ -1,0 +1,234 @@
+"""The pipeline's one typed configuration, with presets, validated once at the edge (light: no TFX import).
+
+`PipelineConfig` nests the trainer's own `TrainConfig` (dcgan.config) so the pipeline and `dcgan train` mean the
+same thing by every training value. Every value can be overridden from the CLI with `--set section.field=value`
+(e.g. `--set train.steps=500 --set evaluation.fid_threshold=150`), plus a few direct flags (`--data`, `--root`).
+
+Presets:
+  * smoke — CI: 160 avatars at 32×32, a very narrow DCGAN, a few dozen steps, FID at N=64 with a lenient gate.
+  * quick — the README demo (≤ 20 min on 2 CPU cores, evaluation included): 4,000 avatars at 32×32, the paper's
+            recipe (ngf=ndf=64, batch 64, Adam 2e-4/0.5), FID at N=1,000 with a gate that passes a trained model
+            and refuses an untrained one.
+  * full  — GPU-sized: CelebA-scale data (`--data` required), 64×64 at the paper's widths (4×4×1024, 5×5 kernels),
+            batch 128, mixed precision, MirroredStrategy over all GPUs, FID at N=10,000.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from dcgan.config import ConfigError, ModelConfig, TrainConfig
+
+PRESETS = ("smoke", "quick", "full")
+BEAM_RUNNERS = ("direct", "multiprocess", "dask")
+INGEST_MODES = ("align", "center-crop", "none")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """FaceExampleGen parameters (image size comes from train.model.size)."""
+
+    mode: str = "center-crop"
+    crop_size: int = 0  # 0 = the largest central square
+    eval_ratio: float = 0.1
+    seed: int = 0
+    records_per_shard: int = 10_000
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """FidEvaluator parameters: how many samples, and the gate."""
+
+    num_samples: int = 1000
+    num_real: int = 0  # 0 = the whole eval split
+    fid_threshold: float = 0.0  # bless only if FID ≤ this; 0 = no absolute rule
+    max_fid_regression: float = 0.0  # bless only if FID ≤ last blessed FID + this; 0 = must not be worse at all
+    regression_check: bool = True  # compare with the last blessed model when there is one
+    memorization_reference: int = 2000
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """Where the Beam parts (ingest) run: DirectRunner in-process or multi-process, or a Dask cluster."""
+
+    runner: str = "direct"
+    workers: int = 2  # multiprocess: worker processes
+    dask_address: str = ""  # dask: scheduler address; "" = start a local cluster
+    extra_args: str = ""  # more beam_pipeline_args, space-separated (e.g. for Dataflow/Flink/Spark)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str = "dcgan-faces"
+    preset: str = "quick"
+    root: str = "runs/pipeline"  # pipeline root: artifacts and metadata.sqlite live under it
+    data: str = "avatars:4000:0"  # FaceExampleGen source: folder, zip, glob or avatars:N:SEED
+    serving_root: str = ""  # "" = <root>/serving; Pusher writes <serving_root>/<model_name>/<version>/
+    model_name: str = "dcgan"
+    enable_cache: bool = True
+    infra_check: bool = True
+    infra_timeout_seconds: int = 180
+    kubeflow_image: str = "ghcr.io/dcgan-faces/pipeline:0.1.0"
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(data="<from ingest>"))
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    beam: BeamSettings = field(default_factory=BeamSettings)
+
+    # -- derived ----------------------------------------------------------------------------------------------------
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.root, "metadata.sqlite")
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.root, "artifacts")
+
+    @property
+    def push_base(self) -> str:
+        return os.path.join(self.serving_root or os.path.join(self.root, "serving"), self.model_name)
+
+    def beam_pipeline_args(self) -> list[str]:
+        b = self.beam
+        if b.runner == "direct":
+            args = ["--runner=DirectRunner", "--direct_num_workers=1"]
+        elif b.runner == "multiprocess":
+            args = ["--runner=DirectRunner", f"--direct_num_workers={b.workers}",
+                    "--direct_running_mode=multi_processing"]
+        else:
+            args = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner"]
+            if b.dask_address:
+                args.append(f"--dask_client_address={b.dask_address}")
+        return args + b.extra_args.split()
+
+    # -- validation and (de)serialisation ----------------------------------------------------------------------
+    def validate(self) -> PipelineConfig:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"preset={self.preset!r} is not one of {PRESETS}")
+        if not self.data:
+            raise ConfigError("data is empty: pass --data SOURCE (a folder, a zip, a glob or avatars:N:SEED)")
+        if not self.name or any(c in self.name for c in "/ "):
+            raise ConfigError(f"name={self.name!r} must be non-empty without '/' or spaces")
+        if not self.model_name or any(c in self.model_name for c in "/. "):
+            raise ConfigError(f"model_name={self.model_name!r} must be non-empty without '/', '.' or spaces")
+        if self.ingest.mode not in INGEST_MODES:
+            raise ConfigError(f"ingest.mode={self.ingest.mode!r} is not one of {INGEST_MODES}")
+        if not 0 < self.ingest.eval_ratio < 1:
+            raise ConfigError(f"ingest.eval_ratio={self.ingest.eval_ratio} must be in (0, 1): evaluation needs "
+                              "an eval split")
+        if self.beam.runner not in BEAM_RUNNERS:
+            raise ConfigError(f"beam.runner={self.beam.runner!r} is not one of {BEAM_RUNNERS}")
+        if self.beam.workers < 1:
+            raise ConfigError(f"beam.workers={self.beam.workers} must be ≥ 1")
+        e = self.evaluation
+        if e.num_samples < 2 or e.fid_threshold < 0 or e.max_fid_regression < 0:
+            raise ConfigError("evaluation.num_samples must be ≥ 2 and the FID limits ≥ 0")
+        if self.infra_timeout_seconds <= 0:
+            raise ConfigError("infra_timeout_seconds must be positive")
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
+        d = dict(d)
+        nested = {
+            "ingest": IngestSettings(**d.pop("ingest", {})),
+            "train": TrainConfig.from_dict(d.pop("train", {"data": "<from ingest>"})),
+            "evaluation": EvaluationSettings(**d.pop("evaluation", {})),
+            "beam": BeamSettings(**d.pop("beam", {})),
+        }
+        return cls(**d, **nested)
+
+    def override(self, assignments: list[str]) -> PipelineConfig:
+        """Apply `section.field=value` (or `field=value` for top-level fields) assignments, typed by the dataclass."""
+        config = self
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.steps=500")
+            key, raw = item.split("=", 1)
+            config = _assign(config, key.strip().split("."), raw.strip(), key)
+        return config
+
+
+def _coerce(raw: str, hint: Any, key: str) -> Any:
+    base = typing.get_origin(hint) or hint
+    try:
+        if base is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if base is int:
+            return int(raw)
+        if base is float:
+            return float(raw)
+        return raw
+    except ValueError as e:
+        raise ConfigError(f"--set {key}={raw!r}: expected {getattr(base, '__name__', base)}") from e
+
+
+def _assign(obj: Any, path: list[str], raw: str, key: str) -> Any:
+    hints = typing.get_type_hints(type(obj))
+    name = path[0]
+    if isinstance(obj, TrainConfig) and name not in hints and name in {f.name for f in dataclasses.fields(ModelConfig)}:
+        return obj.replace(**{name: _coerce(raw, typing.get_type_hints(ModelConfig)[name], key)})
+    if name not in hints:
+        known = ", ".join(sorted(hints))
+        raise ConfigError(f"--set {key}: {type(obj).__name__} has no field {name!r} (fields: {known})")
+    if len(path) == 1:
+        if dataclasses.is_dataclass(hints[name]):
+            raise ConfigError(f"--set {key}: {name!r} is a section; set one of its fields, e.g. {name}.<field>=...")
+        return dataclasses.replace(obj, **{name: _coerce(raw, hints[name], key)})
+    child = getattr(obj, name)
+    if not dataclasses.is_dataclass(child):
+        raise ConfigError(f"--set {key}: {name!r} is not a section")
+    return dataclasses.replace(obj, **{name: _assign(child, path[1:], raw, key)})
+
+
+def preset(name: str) -> PipelineConfig:
+    """The named preset (see the module docstring)."""
+    if name == "smoke":
+        return PipelineConfig(
+            preset="smoke", root="runs/smoke", data="avatars:160:0",
+            ingest=IngestSettings(eval_ratio=0.2, records_per_shard=1000),
+            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=32, ngf=8, ndf=8), steps=30,
+                              batch_size=16, log_every=10, sample_every=30, checkpoint_every=30, num_samples=16,
+                              ema_decay=0.9),
+            evaluation=EvaluationSettings(num_samples=64, fid_threshold=1000.0, max_fid_regression=1000.0,
+                                          memorization_reference=64, kid_subsets=10, kid_subset_size=16),
+            infra_timeout_seconds=120)
+    if name == "quick":
+        return PipelineConfig(
+            preset="quick", root="runs/quick", data="avatars:4000:0",
+            ingest=IngestSettings(eval_ratio=0.1),
+            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=32, ngf=64, ndf=64), steps=1500,
+                              batch_size=64, log_every=50, sample_every=250, checkpoint_every=250, num_samples=64,
+                              ema_decay=0.999),
+            evaluation=EvaluationSettings(num_samples=1000, fid_threshold=300.0, max_fid_regression=25.0,
+                                          memorization_reference=1000, kid_subsets=50, kid_subset_size=300))
+    if name == "full":
+        return PipelineConfig(
+            preset="full", root="runs/full", data="",
+            ingest=IngestSettings(mode="center-crop", crop_size=108, eval_ratio=0.05, records_per_shard=10_000),
+            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=64, ngf=128, ndf=128, kernel_size=5),
+                              steps=50_000, batch_size=128, log_every=100, sample_every=1000,
+                              checkpoint_every=1000, ema_decay=0.999, precision="mixed_float16", strategy="auto",
+                              fid_every=5000, fid_samples=2000),
+            evaluation=EvaluationSettings(num_samples=10_000, fid_threshold=50.0, max_fid_regression=2.0,
+                                          memorization_reference=20_000),
+            beam=BeamSettings(runner="multiprocess", workers=os.cpu_count() or 2))
+    raise ConfigError(f"unknown preset {name!r}; choose one of {PRESETS}")

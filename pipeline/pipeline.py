@@ -1,0 +1,123 @@
+"""The TFX DAG and its runners: LocalDagRunner (default: embedded SQLite MLMD, Beam DirectRunner) and the Kubeflow
+Pipelines V2 compiler.
+
+    FaceExampleGen ──► Trainer (run_fn = components.trainer_module.run_fn) ──┬──► FidEvaluator ──► Pusher
+         │                                                                   ├──► InfraCheck ─────┘
+         └────────────────────────── examples ───────────────────────────────┘
+    latest blessed model (Resolver) ──► FidEvaluator (baseline: no regression allowed beyond the allowance)
+"""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.config import PipelineConfig
+
+NODE_IDS = ("FaceExampleGen", "Trainer", "latest_blessed_model_resolver", "FidEvaluator", "InfraCheck", "Pusher")
+
+
+def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
+    """Build the `tfx.dsl.Pipeline` for `config` (validated here)."""
+    from tfx import v1 as tfx
+
+    from components.evaluator.component import FidEvaluator
+    from components.infra_check import InfraCheck
+    from components.ingest.component import FaceExampleGen
+
+    config.validate()
+    ingest = FaceExampleGen(
+        source=config.data, size=config.train.model.size, mode=config.ingest.mode,
+        crop_size=config.ingest.crop_size or None, eval_ratio=config.ingest.eval_ratio, seed=config.ingest.seed,
+        records_per_shard=config.ingest.records_per_shard, fingerprint_source=not for_kubeflow)
+
+    trainer = tfx.components.Trainer(
+        run_fn="components.trainer_module.run_fn",
+        examples=ingest.outputs["examples"],
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
+        custom_config={"train_config": config.train.to_dict()},
+    )
+
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    e = config.evaluation
+    evaluator = FidEvaluator(
+        model=trainer.outputs["model"],
+        examples=ingest.outputs["examples"],
+        baseline_model=resolver.outputs["model"] if e.regression_check else None,
+        num_samples=e.num_samples,
+        num_real=e.num_real or None,
+        fid_threshold=e.fid_threshold or None,
+        max_fid_regression=e.max_fid_regression if e.regression_check else None,
+        seed=e.seed,
+        memorization_reference=e.memorization_reference or None,
+        kid_subsets=e.kid_subsets,
+        kid_subset_size=e.kid_subset_size,
+    )
+
+    components = [ingest, trainer, resolver, evaluator]
+    pusher_inputs = {"model": trainer.outputs["model"], "model_blessing": evaluator.outputs["blessing"]}
+    if config.infra_check:
+        infra = InfraCheck(model=trainer.outputs["model"], timeout_seconds=config.infra_timeout_seconds)
+        components.append(infra)
+        pusher_inputs["infra_blessing"] = infra.outputs["blessing"]
+    pusher = tfx.components.Pusher(
+        **pusher_inputs,
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=_abs(config.push_base, for_kubeflow))),
+    )
+    components.append(pusher)
+
+    metadata = None if for_kubeflow else tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        _abs(config.metadata_path, False))
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=_abs(config.pipeline_root, for_kubeflow),
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata,
+        beam_pipeline_args=config.beam_pipeline_args(),
+    )
+
+
+def _abs(path: str, keep: bool) -> str:
+    """Local paths become absolute (MLMD records them); remote ones (gs://, s3://...) and Kubeflow paths stay."""
+    return path if keep or "://" in path else os.path.abspath(path)
+
+
+def run_local(config: PipelineConfig) -> None:
+    """Run the whole DAG in this process with TFX's LocalDagRunner."""
+    from tfx import v1 as tfx
+
+    os.makedirs(config.root, exist_ok=True)
+    with open(os.path.join(config.root, "pipeline_config.json"), "w") as f:
+        f.write(config.to_json())
+    dask_cluster = None
+    if config.beam.runner == "dask" and not config.beam.dask_address:
+        from distributed import LocalCluster
+
+        dask_cluster = LocalCluster(n_workers=config.beam.workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=None)
+        config = config.override([f"beam.dask_address={dask_cluster.scheduler_address}"])
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    finally:
+        if dask_cluster is not None:
+            dask_cluster.close()
+
+
+def compile_kubeflow(config: PipelineConfig, output: str) -> str:
+    """Write the Kubeflow Pipelines V2 PipelineJob JSON for `config` (offline; nothing is submitted)."""
+    from tfx import v1 as tfx
+
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=config.kubeflow_image),
+        output_dir=os.path.dirname(os.path.abspath(output)),
+        output_filename=os.path.basename(output),
+    )
+    runner.run(create_pipeline(config, for_kubeflow=True))
+    return output

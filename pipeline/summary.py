@@ -1,0 +1,72 @@
+"""What a pipeline run produced, in words: pushed or not (and why), where the model is, its FID/KID, the pictures to
+look at, and the commands to serve it and open the web studio."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pipeline.config import PipelineConfig
+from pipeline.lineage import OUTPUT_EVENTS, _Graph, _props, lineage, open_store
+
+
+@dataclass
+class RunSummary:
+    pushed: bool
+    version: str | None
+    text: str
+
+
+def _latest(graph: _Graph, kind: str):
+    executions = [e for e in graph.store.get_executions() if graph.execution_kind(e) == kind]
+    return max(executions, key=lambda e: e.id) if executions else None
+
+
+def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> RunSummary:
+    store = open_store(os.path.abspath(config.metadata_path))
+    graph = _Graph(store)
+    pusher = _latest(graph, "Pusher")
+    lines = []
+    if wall_seconds is not None:
+        lines.append(f"pipeline finished in {wall_seconds / 60:.1f} min (root {os.path.abspath(config.root)})")
+    pushed_artifact = None
+    if pusher is not None:
+        pushed = graph.artifacts_of(pusher.id, OUTPUT_EVENTS).get("PushedModel", [])
+        if pushed and _props(pushed[0]).get("pushed") == 1:
+            pushed_artifact = pushed[0]
+    evaluator = _latest(graph, "FidEvaluator")
+    if pushed_artifact is None:
+        reason = "the pipeline did not reach the Pusher"
+        if evaluator is not None:
+            blessing = graph.artifacts_of(evaluator.id, OUTPUT_EVENTS).get("ModelBlessing", [])
+            if blessing:
+                reason = str(_props(blessing[0]).get("reason", reason))
+        lines += ["NOT PUSHED: the model was not blessed.", f"  reason: {reason}",
+                  f"  details: .venv/bin/dcgan lineage --root {config.root}  (the last pushed model, if any)"]
+        return RunSummary(False, None, "\n".join(lines))
+
+    version = str(_props(pushed_artifact).get("pushed_version"))
+    info = lineage(os.path.abspath(config.metadata_path), version)
+    rows = {(s, f): v for s, f, v in info.rows}
+    base = os.path.abspath(config.push_base)
+    destination = rows.get(("pushed model", "destination"), os.path.join(base, version))
+    cached = pusher.last_known_state == 5  # CACHED
+    lines += [
+        f"PUSHED model '{config.model_name}' version {version}{' (cached: nothing changed)' if cached else ''}",
+        f"  SavedModel:    {destination}",
+        f"  FID:           {rows.get(('evaluation', 'FID'), '?')}",
+        f"  KID:           {rows.get(('evaluation', 'KID'), '?')}",
+        f"  samples:       {rows.get(('evaluation', 'sample grid'), '?')}",
+        f"  training run:  {rows.get(('training', 'run directory'), '?')}/samples/  (grids as training went)",
+        f"  ingest report: {rows.get(('data', 'ingest report'), '?')}",
+        "",
+        "Serve it (TF Serving gRPC :8500 and REST :8501 APIs):",
+        f"  .venv/bin/dcgan serve --model_name {config.model_name} --model_base_path {base} "
+        "--port 8500 --rest_api_port 8501",
+        "Open the web studio (faces with their z, walks, arithmetic, attribute sliders) at http://127.0.0.1:8080/ :",
+        "  .venv/bin/dcgan studio --server 127.0.0.1:8500 --port 8080",
+        "Generate from the command line, and see where the model came from:",
+        "  .venv/bin/dcgan generate --server 127.0.0.1:8500 --n 16 --seed 7 --out grid.png",
+        f"  .venv/bin/dcgan lineage --root {config.root}",
+    ]
+    return RunSummary(True, version, "\n".join(lines))
