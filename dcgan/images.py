@@ -73,7 +73,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
     except Exception as e:  # noqa: BLE001
         raise ImageRejected(DECODE_ERROR, f"{type(e).__name__}: {e}") from e
     try:
-        img = ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL warns on every corrupt EXIF block
+            img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a malformed EXIF block must not lose a good picture: keep it as stored
         pass
     try:
