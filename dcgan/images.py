@@ -176,6 +176,32 @@ def save_image(image: np.ndarray, path: str) -> str:
     return path
 
 
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_image_files(folder: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The image files under `folder`, recursively, as sorted (relative posix path, path) pairs, and the relative
+    paths of the other files (skipped). Hidden files and folders (".name") and macOS `__MACOSX` folders are left
+    out; symlinked folders are followed."""
+    import os
+
+    found: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder).replace(os.sep, "/")
+            if is_image_name(name):
+                found.append((rel, path))
+            else:
+                ignored.append(rel)
+    return sorted(found), sorted(ignored)
+
+
 def load_image_file(path: str, size: int, crop: str = "center", crop_size: int | None = None,
                     max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read, decode, crop and resize one file to size×size×3 uint8. Raises ImageRejected (reason UNREADABLE when the

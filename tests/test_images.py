@@ -179,3 +179,13 @@ def test_make_grid_tiles_row_major():
     grid = im.make_grid(tiles, ncols=2, padding=1)
     assert grid.shape == (1 + 2 * 5, 1 + 2 * 5, 3)
     assert grid[1, 1, 0] == 10 and grid[1, 6, 0] == 20 and grid[6, 1, 0] == 30 and grid[6, 6, 0] == 255
+
+
+def test_list_image_files_is_recursive_sorted_and_skips_hidden(tmp_path):
+    for rel in ["b/2.PNG", "a/1.jpg", "a/z/3.webp", ".git/x.png", "a/.thumb.jpg", "__MACOSX/a/1.jpg", "notes.txt"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    found, ignored = im.list_image_files(str(tmp_path))
+    assert [rel for rel, _ in found] == ["a/1.jpg", "a/z/3.webp", "b/2.PNG"]
+    assert all(path == str(tmp_path / rel) for rel, path in found)
+    assert ignored == ["notes.txt"]

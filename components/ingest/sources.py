@@ -90,7 +90,7 @@ class Source:
 
 
 def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(imlib.IMAGE_EXTENSIONS)
+    return imlib.is_image_name(name)
 
 
 def _hidden(rel: str) -> bool:
@@ -98,19 +98,7 @@ def _hidden(rel: str) -> bool:
 
 
 def _walk(folder: str) -> tuple[list[tuple[str, str]], list[str]]:
-    found, ignored = [], []
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, folder).replace(os.sep, "/")
-            if name.startswith("."):
-                continue
-            if _is_image_name(name):
-                found.append((rel, path))
-            else:
-                ignored.append(rel)
-    return sorted(found), sorted(ignored)
+    return imlib.list_image_files(folder)
 
 
 def _glob_base(pattern: str) -> str:
