@@ -50,16 +50,6 @@ class TrainingData:
     images: tf.Variable | None = None
 
 
-def _walk_images(folder: str) -> list[str]:
-    files = []
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        dirs.sort()
-        for name in sorted(names):
-            if name.lower().endswith(imlib.IMAGE_EXTENSIONS) and not name.startswith("."):
-                files.append(os.path.join(root, name))
-    return files
-
-
 def resolve_data(data: str) -> ResolvedData:
     """Turn a --data argument into a list of image files or TFRecord files.
 
@@ -81,7 +71,7 @@ def resolve_data(data: str) -> ResolvedData:
             if records:
                 record_files += records
                 continue
-            found = _walk_images(part)
+            found = [path for _, path in imlib.list_image_files(part)[0]]
             if not found:
                 raise DataError(f"no image files ({', '.join(imlib.IMAGE_EXTENSIONS)}) found under {part!r}")
             image_files += found

@@ -180,7 +180,8 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
             iprops = _props(ingest)
             result.add("data", "ingest", f"size {iprops.get('size')}, mode {iprops.get('mode')}, "
                                          f"eval_ratio {iprops.get('eval_ratio')}, seed {iprops.get('seed')}")
-            report = (graph.artifacts_of(ingest.id, OUTPUT_EVENTS).get("IngestReport") or [None])[0]
+            outputs = graph.artifacts_of(ingest.id, OUTPUT_EVENTS)
+            report = next((a for name, arts in outputs.items() if name.endswith("IngestReport") for a in arts), None)
             if report is not None:
                 result.add("data", "ingest report", os.path.join(report.uri, "ingest_report.txt"))
 

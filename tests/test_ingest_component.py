@@ -62,7 +62,7 @@ def test_examples_artifact_has_both_splits_in_mlmd_and_on_disk(tfx_run):
 
 def test_ingest_report_artifact_holds_the_report(tfx_run):
     store = _store(tfx_run)
-    (report_artifact,) = store.get_artifacts_by_type("IngestReport")
+    (report_artifact,) = store.get_artifacts_by_type("dcgan.IngestReport")
     report = reportlib.load_report(report_artifact.uri)
     assert report.input_count == 40 and report.written_total == 40
     assert os.path.isfile(os.path.join(report_artifact.uri, reportlib.PREVIEW_PNG))

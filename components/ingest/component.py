@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class IngestReport(Artifact):
     """The ingest report of one FaceExampleGen run (files: ingest_report.json, ingest_report.txt, preview.png)."""
 
-    TYPE_NAME = "IngestReport"
+    TYPE_NAME = "dcgan.IngestReport"  # namespaced: the Kubeflow V2 compiler requires it for custom types
 
 
 # Execution parameter → type. Optional ones may be None. (`source_fingerprint` is not an IngestConfig field: it is
