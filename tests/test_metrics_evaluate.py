@@ -121,6 +121,22 @@ def test_a_candidate_worse_than_the_baseline_beyond_the_allowance_is_not_blessed
     assert "beyond the allowed regression 10.00" in worse.decision.reason
 
 
+def test_a_generator_that_outputs_nan_is_never_blessed(metrics_cache):  # noqa: F811
+    from dcgan.metrics import gating
+    from dcgan.metrics.evaluate import _generated_metrics
+
+    def broken(z: np.ndarray) -> np.ndarray:
+        images = np.zeros((len(z), 32, 32, 3), np.float32)
+        images[1] = np.nan
+        return images
+
+    features = featlib.generator_features(broken, 100, 4, progress=False)
+    assert np.isnan(features[1]).all() and np.isfinite(features[[0, 2, 3]]).all()
+    metrics = _generated_metrics(features, np.random.default_rng(0).normal(size=(8, 2048)), _config())
+    decision = gating.decide(metrics["fid"], gating.GateConfig(fid_threshold=1e9))
+    assert not decision.blessed and "not a finite number" in decision.reason
+
+
 def test_real_features_are_cached_by_content(examples, metrics_cache, tmp_path):  # noqa: F811
     image_set = featlib.resolve_image_set(examples, "eval")
     first = featlib.image_set_features(image_set, progress=False)

@@ -176,8 +176,8 @@ def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationCo
 
     t = time.perf_counter()
     candidate = _Generator(model)
-    gen_features, _ = featlib.generator_features(candidate.sampler, candidate.z_dim, config.num_samples,
-                                                 config.seed, extractor, progress)
+    gen_features = featlib.generator_features(candidate.sampler, candidate.z_dim, config.num_samples, config.seed,
+                                              extractor, progress)
     timings["generated_features"] = time.perf_counter() - t
     t = time.perf_counter()
     metrics = _generated_metrics(gen_features, real.features, config)
@@ -221,8 +221,8 @@ def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationCo
     if baseline:
         t = time.perf_counter()
         base = _Generator(baseline)
-        base_features, _ = featlib.generator_features(base.sampler, base.z_dim, config.num_samples, config.seed,
-                                                      extractor, progress)
+        base_features = featlib.generator_features(base.sampler, base.z_dim, config.num_samples, config.seed,
+                                                   extractor, progress)
         baseline_metrics = _generated_metrics(base_features, real.features, config)
         baseline_metrics["model"] = base.path
         timings["baseline"] = time.perf_counter() - t

@@ -256,29 +256,33 @@ def _save_features(path: str, features: np.ndarray, indices: np.ndarray, meta: d
 Sampler = Callable[[np.ndarray], np.ndarray]  # z [N, z_dim] float32 → images [N, H, W, C] in [-1, 1]
 
 
-def generated_images(sampler: Sampler, z_dim: int, n: int, seed: int = 0, batch_size: int = 64) -> Iterator[np.ndarray]:
-    """uint8 batches of the generator's images for z of seeds seed..seed+n−1 (the seeds `dcgan sample` and the
-    `generate` signature use, so any image can be regenerated)."""
+def generated_images(sampler: Sampler, z_dim: int, n: int, seed: int = 0,
+                     batch_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of (uint8 images, finite mask) from the generator for z of seeds seed..seed+n−1 (the seeds
+    `dcgan sample` and the `generate` signature use, so any image can be regenerated). An image with a NaN or
+    infinite pixel is flagged in the mask (its uint8 version is meaningless)."""
     from dcgan.latent import z_from_seeds
 
     for start in range(0, n, batch_size):
         seeds = np.arange(seed + start, seed + min(n, start + batch_size))
-        yield imlib.to_uint8(np.asarray(sampler(z_from_seeds(seeds, z_dim))))
+        images = np.asarray(sampler(z_from_seeds(seeds, z_dim)))
+        finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1) if images.dtype != np.uint8 else \
+            np.ones(len(images), bool)
+        yield imlib.to_uint8(np.nan_to_num(images) if not finite.all() else images), finite
 
 
 def generator_features(sampler: Sampler, z_dim: int, n: int, seed: int = 0,
-                       extractor: FeatureExtractor | None = None, progress: bool = True,
-                       keep_images: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Features of n generated images, and the first `keep_images` images themselves (uint8, for grids)."""
+                       extractor: FeatureExtractor | None = None, progress: bool = True) -> np.ndarray:
+    """Features of n generated images (rows of NaN for images with non-finite pixels, so no metric of a broken
+    generator can look good)."""
     extractor = extractor or get_extractor()
-    kept: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
 
     def batches() -> Iterator[np.ndarray]:
-        for batch in generated_images(sampler, z_dim, n, seed, batch_size=max(extractor.batch_size, 32)):
-            if sum(len(k) for k in kept) < keep_images:
-                kept.append(batch[: keep_images - sum(len(k) for k in kept)])
-            yield batch
+        for images, finite in generated_images(sampler, z_dim, n, seed, batch_size=max(extractor.batch_size, 32)):
+            masks.append(finite)
+            yield images
 
     features = extractor.from_batches(batches(), total=n, progress=progress, desc="features of generated images")
-    images = np.concatenate(kept) if kept else np.zeros((0, 1, 1, 3), np.uint8)
-    return features, images
+    features[~np.concatenate(masks)] = np.nan
+    return features

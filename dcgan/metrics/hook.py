@@ -62,27 +62,34 @@ class FidHook:
             self._real = array_features(self.real_images(trainer), description="training images (FID hook)").features
         return self._real
 
-    def generated_images(self, trainer: Trainer) -> np.ndarray:
-        from dcgan.images import to_uint8
+    def _generate(self, trainer: Trainer) -> np.ndarray:
         from dcgan.latent import z_from_seeds
 
         if self._z is None:
             seeds = Z_SEED_OFFSET + np.arange(self.num_samples)
             self._z = z_from_seeds(seeds, trainer.config.model.z_dim)
         generator = trainer.models.sampling_generator
-        out = [to_uint8(np.asarray(generator(self._z[i:i + self.batch_size], training=False), np.float32))
-               for i in range(0, self.num_samples, self.batch_size)]
-        return np.concatenate(out)
+        return np.concatenate([np.asarray(generator(self._z[i:i + self.batch_size], training=False), np.float32)
+                               for i in range(0, self.num_samples, self.batch_size)])
+
+    def generated_images(self, trainer: Trainer) -> np.ndarray:
+        """The N generated images the hook measures (uint8), for the current weights."""
+        from dcgan.images import to_uint8
+
+        return to_uint8(self._generate(trainer))
 
     def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
+        from dcgan.images import to_uint8
         from dcgan.metrics import scores
         from dcgan.metrics.inception import get_extractor
 
         t0 = time.perf_counter()
         real_features = self._real_features(trainer)
-        features = get_extractor()(self.generated_images(trainer))
-        if not np.all(np.isfinite(features)):
-            return {"fid": float("nan")}
+        images = self._generate(trainer)
+        if not np.all(np.isfinite(images)):  # a diverged generator: say so rather than measure garbage
+            log.warning("step %d: the generator's output is not finite; FID is NaN", step)
+            return {"fid": float("nan"), "kid": float("nan")}
+        features = get_extractor()(to_uint8(images))
         fid = scores.fid_from_features(features, real_features)
         kid = scores.kernel_inception_distance(features, real_features, num_subsets=10,
                                                max_subset_size=min(1000, self.num_samples), seed=step)
