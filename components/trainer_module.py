@@ -5,6 +5,11 @@ module-file wheel is built). `custom_config["train_config"]` is a `TrainConfig` 
 `train_args.num_steps` overrides its step count. The run directory (checkpoints, TensorBoard logs, sample grids,
 config.json, metrics.jsonl) is the Trainer's ModelRun artifact; the generator SavedModel (EMA weights when kept)
 goes to `serving_model_dir` with `assets.extra/training_summary.json`.
+
+Right after the export, attribute directions (dcgan.directions) are computed from the labelled training examples and
+stored as `assets.extra/directions.json` beside the SavedModel; `custom_config["directions"]` switches this: True
+(the default), False, or a dict of `dcgan.directions.DirectionsConfig` options (e.g. {"samples": 1000}). Data
+without attribute labels skips it with a logged note.
 """
 
 from __future__ import annotations
@@ -33,6 +38,26 @@ def _train_config(fn_args: Any):
     return config.replace(**changes).validate()
 
 
+def store_directions(saved_model_dir: str, fn_args: Any) -> str:
+    """Compute and store the attribute directions of the export (see the module docstring); returns what happened,
+    for the training summary."""
+    from dcgan.directions import NoAttributeLabels, compute_and_store_directions
+
+    option = (fn_args.custom_config or {}).get("directions", True)
+    if option is False or option is None:
+        log.info("attribute directions: off (custom_config['directions'] is %r)", option)
+        return "off"
+    config = option if isinstance(option, dict) else None
+    try:
+        path, result = compute_and_store_directions(saved_model_dir, list(fn_args.train_files),
+                                                    list(getattr(fn_args, "eval_files", None) or []), config)
+    except NoAttributeLabels as e:
+        log.info("attribute directions: skipped, the training data has no usable attribute labels (%s)", e)
+        return f"skipped: {e}"
+    log.info("attribute directions: %s (%s) in %.0f s", path, ", ".join(result["attributes"]), result["seconds"])
+    return path
+
+
 def run_fn(fn_args: Any) -> None:
     """TFX GenericExecutor entry point."""
     from dcgan.export import export_run
@@ -58,6 +83,7 @@ def run_fn(fn_args: Any) -> None:
         "train_files": list(fn_args.train_files),
     }
     path = export_run(run_dir, fn_args.serving_model_dir, overwrite=True, extra_metadata={"training": summary})
+    summary["directions"] = store_directions(path, fn_args)
     with open(os.path.join(path, "assets.extra", SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
     with open(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
