@@ -1,0 +1,439 @@
+"""The studio's HTTP API (FastAPI) and the static page.
+
+Every POST takes a JSON object and may name its target: `model` (default: --model), `label` (default: --label;
+"" = the latest version) or `version`. Every answer names the version that produced it. Faces are
+`{"z": [z_dim numbers], "png": "data:image/png;base64,...", "seed": s (generated faces only)}`.
+
+| endpoint                      | body / query                                           | answer                     |
+|-------------------------------|--------------------------------------------------------|----------------------------|
+| `GET  /api/config`            |                                                        | defaults, labels, limits   |
+| `GET  /api/status`            | `?model=&label=&version=`                              | versions, the one answering|
+| `POST /api/generate`          | `seed`, `n`                                            | `faces` (seed, z, png)     |
+| `POST /api/images`            | `z`: one z or a list of them                           | `faces`                    |
+| `POST /api/interpolate`       | `z0`, `z1`, `steps`, `method` (slerp, lerp)            | `frames` (t, z, png)       |
+| `POST /api/arithmetic`        | `a`, `b`, `c` (lists of z), `variations`,`noise`,`seed`| `result`, `means`, ...     |
+| `POST /api/move`              | `z`, `moves`: [{`direction` or `vector`, `amount`}]    | the moved face             |
+| `GET  /api/directions`        | `?model=&label=&version=`                              | directions and their effect|
+| `POST /api/directions/custom` | `with`, `without` (lists of z)                         | unit `vector`              |
+| `GET  /api/stats`             |                                                        | cache/batching counters    |
+
+Errors are `{"error": {"code", "message", "field"?}}`: 400 bad input, 404 unknown model/version or path,
+413 body too large, 415 not JSON, 503 model server down or busy, 504 model server timeout, 502 other model-server
+failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.studio.backend import ModelBackend, Resolved, StudioError, Target
+from serving.studio.config import NAME_PATTERN, StudioConfig
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+                           "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+ARITHMETIC_FORMULA = "mean(A) - mean(B) + mean(C)"
+
+
+# -- request bodies ----------------------------------------------------------------------------------------------------
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = Field(None, max_length=128)
+    label: str | None = Field(None, max_length=128)
+    version: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
+class GenerateBody(_Body):
+    seed: int = 0
+    n: int = 16
+
+
+class ImagesBody(_Body):
+    z: Any
+
+
+class InterpolateBody(_Body):
+    z0: Any
+    z1: Any
+    steps: int = 8
+    method: str = "slerp"
+
+
+class ArithmeticBody(_Body):
+    a: Any
+    b: Any
+    c: Any
+    variations: int = 0
+    noise: float = Field(0.25, allow_inf_nan=False)
+    seed: int = 0
+
+
+class Move(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    direction: str | None = Field(None, max_length=128)
+    vector: Any = None
+    amount: float = Field(allow_inf_nan=False)
+
+
+class MoveBody(_Body):
+    z: Any
+    moves: list[Move]
+
+
+class CustomDirectionBody(_Body):
+    with_: Any = Field(alias="with")
+    without: Any
+
+
+# -- validation helpers ------------------------------------------------------------------------------------------------
+def _bad(message: str, field: str | None = None, code: str = "invalid_request") -> StudioError:
+    return StudioError(400, code, message, field)
+
+
+def check_range(field: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise _bad(f"{field} must be between {low:g} and {high:g} (got {value:g})", field)
+
+
+def _number(value: Any, where: str, max_abs: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(f"{where} must be a number, got {json.dumps(value)[:40]}", where.split("[")[0])
+    if not math.isfinite(value):
+        raise _bad(f"{where} is {'NaN' if value != value else 'Infinity'}: z values must be finite numbers",
+                   where.split("[")[0])
+    if abs(value) > max_abs:
+        raise _bad(f"{where} = {value:g} is outside ±{max_abs:g} (z is drawn from N(0, 1))", where.split("[")[0])
+    return float(value)
+
+
+def z_rows(value: Any, field: str, resolved: Resolved, max_rows: int, max_abs: float,
+           allow_single: bool = True) -> np.ndarray:
+    """A JSON z (one vector, or a list of vectors) → float32 [N, z_dim], with a clear message for every way it
+    can be wrong."""
+    dim = resolved.z_dim
+    shape_text = f"{dim} numbers" + (f" (one z) or a list of such lists (at most {max_rows})" if allow_single else
+                                     f" per vector, as a list of 1 to {max_rows} vectors")
+    if not isinstance(value, list) or not value:
+        raise _bad(f"{field} must be a list of {shape_text}", field)
+    single = not isinstance(value[0], list)
+    if single and not allow_single:
+        raise _bad(f"{field} must be a list of z vectors (lists of {dim} numbers)", field)
+    rows = [value] if single else value
+    if len(rows) > max_rows:
+        raise _bad(f"{field} has {len(rows)} vectors; at most {max_rows} per request", field)
+    out = np.empty((len(rows), dim), np.float32)
+    for i, row in enumerate(rows):
+        where = field if single else f"{field}[{i}]"
+        if not isinstance(row, list):
+            raise _bad(f"{where} must be a list of {dim} numbers", field)
+        if len(row) != dim:
+            raise _bad(f"{where} has {len(row)} values; model {resolved.model!r} version {resolved.version} takes z "
+                       f"of length {dim}", field)
+        out[i] = [_number(v, f"{where}[{j}]", max_abs) for j, v in enumerate(row)]
+    return out
+
+
+def _pydantic_message(error: ValidationError) -> tuple[str, str | None, list[dict]]:
+    details = []
+    for e in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown field {loc!r}"
+        elif e["type"] == "missing":
+            msg = f"{loc} is required"
+        else:
+            msg = f"{loc}: {e['msg']}"
+        details.append({"field": loc, "message": msg})
+    first = details[0] if details else {"field": None, "message": "invalid request"}
+    return first["message"], first["field"], details
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise StudioError(415, "unsupported_media_type",
+                          "send the body as JSON with Content-Type: application/json "
+                          f"(got {content_type or 'no content type'})")
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _bad(f"the body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _bad("the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        message, field, details = _pydantic_message(e)
+        error = _bad(message, field)
+        error.details = details
+        raise error from None
+
+
+def _name(value: str | None, field: str) -> str | None:
+    if value is None or value == "":
+        return value
+    if not re.match(NAME_PATTERN, value):
+        raise _bad(f"{field} {value!r} is not a valid name (letters, digits, '_', '-', '.')", field)
+    return value
+
+
+# -- the app -----------------------------------------------------------------------------------------------------------
+class BodyLimit:
+    """ASGI middleware: reads a request body up to `max_bytes` (413 JSON error beyond), then replays it; adds the
+    security headers (the page loads nothing from other origins: CSP 'self')."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                            (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send_with_headers)
+        too_large = StudioError(413, "body_too_large", f"the request body is larger than {self.max_bytes} bytes")
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send_with_headers)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send_with_headers)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send_with_headers)
+
+
+def create_app(config: StudioConfig, backend: ModelBackend | None = None) -> FastAPI:
+    """The studio ASGI app. `app.state.backend` is its ModelBackend (closed on shutdown)."""
+    config = config.validate()
+    backend = backend or ModelBackend(config)
+    limits = config.limits
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        backend.close()
+
+    app = FastAPI(title="DCGAN studio", version="1", docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json", lifespan=lifespan)
+    app.state.backend = backend
+    app.state.config = config
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    @app.exception_handler(StudioError)
+    async def studio_error(request: Request, e: StudioError):
+        body = e.as_dict()
+        if getattr(e, "details", None):
+            body["error"]["details"] = e.details
+        if e.status >= 500:
+            body["error"]["server"] = config.server
+        return JSONResponse(body, e.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        message = {404: f"no such page or endpoint: {request.url.path}",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(e.status_code, str(e.detail))
+        return JSONResponse({"error": {"code": code, "message": message}}, e.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, e: Exception):
+        log.exception("studio: %s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": {"code": "internal_error", "message": f"{type(e).__name__}: {e}"}}, 500)
+
+    def target_of(body: _Body) -> Target:
+        label_given = "label" in body.model_fields_set
+        return backend.target(_name(body.model, "model"), _name(body.label, "label"), body.version, label_given)
+
+    def target_of_query(request: Request) -> Target:
+        q = request.query_params
+        version = q.get("version")
+        if version not in (None, "") and not version.isdigit():
+            raise _bad(f"version must be a non-negative integer, got {version!r}", "version")
+        return backend.target(_name(q.get("model") or None, "model"), _name(q.get("label"), "label"),
+                              int(version) if version else None, "label" in q)
+
+    def envelope(resolved: Resolved, **fields) -> dict[str, Any]:
+        return {**resolved.as_dict(), **fields}
+
+    # -- page ---------------------------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # -- API ----------------------------------------------------------------------------------------------------------
+    @app.get("/api/config")
+    async def get_config():
+        return {"server": config.server, "model": config.model, "label": config.label, "labels": list(config.labels),
+                "limits": limits.as_dict(), "arithmetic": ARITHMETIC_FORMULA,
+                "directions": {"model_base_path": config.model_base_path, "file": config.directions_file}}
+
+    @app.get("/api/status")
+    async def get_status(request: Request):
+        target = target_of_query(request)
+        status = await backend.status(target)
+        return {"server": config.server, "reachable": True, "model": target.model, "label": target.label, **status}
+
+    @app.get("/api/stats")
+    async def get_stats():
+        return backend.stats()
+
+    @app.post("/api/generate")
+    async def generate(request: Request):
+        body = await parse_body(request, GenerateBody)
+        check_range("n", body.n, 1, limits.max_faces)
+        check_range("seed", body.seed, 0, limits.max_seed)
+        resolved, faces = await backend.generate(target_of(body), list(range(body.seed, body.seed + body.n)))
+        return envelope(resolved, faces=[f.as_dict() for f in faces])
+
+    @app.post("/api/images")
+    async def images(request: Request):
+        body = await parse_body(request, ImagesBody)
+        target = target_of(body)
+        resolved = await backend.resolve(target)
+        z = z_rows(body.z, "z", resolved, limits.max_faces, limits.max_abs_z)
+        resolved, faces = await backend.images(target, z)
+        return envelope(resolved, faces=[f.as_dict() for f in faces])
+
+    @app.post("/api/interpolate")
+    async def interpolate(request: Request):
+        body = await parse_body(request, InterpolateBody)
+        check_range("steps", body.steps, 2, limits.max_steps)
+        if body.method not in ("slerp", "lerp"):
+            raise _bad(f"method must be 'slerp' or 'lerp', got {body.method!r}", "method")
+        target = target_of(body)
+        resolved = await backend.resolve(target)
+        z0 = z_rows(body.z0, "z0", resolved, 1, limits.max_abs_z)[0]
+        z1 = z_rows(body.z1, "z1", resolved, 1, limits.max_abs_z)[0]
+        resolved, frames = await backend.interpolate(target, z0, z1, body.steps, body.method)
+        t = np.linspace(0.0, 1.0, body.steps)
+        return envelope(resolved, method=body.method, steps=body.steps,
+                        frames=[{"t": round(float(ti), 6), **f.as_dict()} for ti, f in zip(t, frames)])
+
+    @app.post("/api/arithmetic")
+    async def arithmetic(request: Request):
+        from dcgan.latent import arithmetic as latent_arithmetic
+
+        body = await parse_body(request, ArithmeticBody)
+        check_range("variations", body.variations, 0, limits.max_variations)
+        check_range("noise", body.noise, 0.0, 2.0)
+        check_range("seed", body.seed, 0, limits.max_seed)
+        target = target_of(body)
+        resolved = await backend.resolve(target)
+        groups = {name: z_rows(getattr(body, name), name, resolved, limits.max_group, limits.max_abs_z)
+                  for name in ("a", "b", "c")}
+        means = np.stack([groups[n].mean(0) for n in ("a", "b", "c")]).astype(np.float32)
+        result = latent_arithmetic(groups["a"], groups["b"], groups["c"])
+        # The paper's figure: uniform noise of ±0.25 added to the result vector gives the neighbouring samples.
+        noise = np.random.default_rng(body.seed).uniform(-body.noise, body.noise,
+                                                         (body.variations, resolved.z_dim)).astype(np.float32)
+        rows = np.concatenate([means, result[None], result[None] + noise])
+        resolved, faces = await backend.images(target, rows)
+        return envelope(resolved, formula=ARITHMETIC_FORMULA, counts={n: len(g) for n, g in groups.items()},
+                        means={n: faces[i].as_dict() for i, n in enumerate(("a", "b", "c"))},
+                        result=faces[3].as_dict(), variations=[f.as_dict() for f in faces[4:]])
+
+    @app.post("/api/move")
+    async def move(request: Request):
+        body = await parse_body(request, MoveBody)
+        if len(body.moves) > limits.max_moves:
+            raise _bad(f"moves has {len(body.moves)} entries; at most {limits.max_moves}", "moves")
+        target = target_of(body)
+        resolved = await backend.resolve(target)
+        z = z_rows(body.z, "z", resolved, 1, limits.max_abs_z)[0].astype(np.float64)
+        named = None
+        applied = []
+        for i, m in enumerate(body.moves):
+            check_range(f"moves[{i}].amount", m.amount, -limits.max_amount, limits.max_amount)
+            if (m.direction is None) == (m.vector is None):
+                raise _bad(f"moves[{i}] needs either 'direction' (a name from /api/directions) or 'vector'", "moves")
+            if m.direction is not None:
+                if named is None:
+                    found = backend.directions(resolved)
+                    named = found["document"]["attributes"] if found["available"] else {}
+                    note = found["note"]
+                if m.direction not in named:
+                    known = ", ".join(sorted(named)) or f"none ({note})"
+                    raise StudioError(400, "unknown_direction", f"moves[{i}].direction {m.direction!r} is not a "
+                                      f"direction of version {resolved.version}; known: {known}", "moves")
+                vector = np.asarray(named[m.direction]["vector"], np.float64)
+            else:
+                vector = z_rows(m.vector, f"moves[{i}].vector", resolved, 1, limits.max_abs_z)[0].astype(np.float64)
+            z = z + m.amount * vector
+            applied.append({"direction": m.direction or "custom", "amount": m.amount})
+        resolved, faces = await backend.images(target, z.astype(np.float32)[None])
+        return envelope(resolved, moves=applied, **faces[0].as_dict())
+
+    @app.get("/api/directions")
+    async def directions(request: Request):
+        resolved = await backend.resolve(target_of_query(request))
+        found = backend.directions(resolved)
+        out = envelope(resolved, available=found["available"], source=found["source"], path=found["path"],
+                       note=found["note"], directions=[], amount_range=[-3.0, 3.0])
+        if found["available"]:
+            doc = found["document"]
+            top = max([abs(float(a)) for a in doc.get("amounts", [])] + [1.0])
+            out.update(amount_range=[-top, top], method=doc.get("method"), created_at=doc.get("created_at"),
+                       classifier=doc.get("classifier"), data=doc.get("data"),
+                       directions=[{"name": name, **{k: v for k, v in entry.items() if k != "vector"}}
+                                   for name, entry in doc["attributes"].items()])
+        return out
+
+    @app.post("/api/directions/custom")
+    async def custom_direction(request: Request):
+        from dcgan.latent import direction
+
+        body = await parse_body(request, CustomDirectionBody)
+        resolved = await backend.resolve(target_of(body))
+        with_z = z_rows(body.with_, "with", resolved, limits.max_group, limits.max_abs_z)
+        without_z = z_rows(body.without, "without", resolved, limits.max_group, limits.max_abs_z)
+        raw = with_z.mean(0) - without_z.mean(0)
+        norm = float(np.linalg.norm(raw))
+        if norm < 1e-6:
+            raise _bad("the faces 'with' and 'without' have the same mean z: pick different faces", "with")
+        return envelope(resolved, vector=[float(v) for v in direction(with_z, without_z)], raw_norm=norm,
+                        counts={"with": len(with_z), "without": len(without_z)})
+
+    return app
+

@@ -1,0 +1,140 @@
+"""`dcgan studio` (the web studio) and `dcgan directions` (attribute directions of a SavedModel).
+
+Registered through the `dcgan.commands` entry point (pyproject.toml). Only the standard library is imported at module
+level, so `dcgan --help` stays fast; FastAPI, gRPC and TensorFlow load inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_studio(sub) -> None:
+    p = sub.add_parser("studio", help="the web studio: faces with their z, latent walks, arithmetic, attribute sliders",
+                       description="Serve the web studio: a page showing generated faces with their z, latent walks "
+                                   "(slerp/lerp), face arithmetic (mean A - mean B + mean C), attribute-direction "
+                                   "sliders and custom directions, backed by a model server over gRPC.",
+                       epilog="example: dcgan studio --server 127.0.0.1:8500 --model-base-path "
+                              "runs/quick/serving/dcgan   (then open http://127.0.0.1:8080/)")
+    p.add_argument("--server", default=os.environ.get("DCGAN_SERVER", "127.0.0.1:8500"),
+                   help="gRPC address HOST:PORT of the model server (default $DCGAN_SERVER or 127.0.0.1:8500)")
+    p.add_argument("--model", default="dcgan", help="model name (default dcgan; the page can ask for another)")
+    p.add_argument("--label", help="version label to use by default, e.g. stable or canary (default: the latest "
+                                   "version)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; the studio has no "
+                                                       "authentication, so bind other addresses deliberately)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 = any free port)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model-base-path", metavar="DIR",
+                        help="the model's folder of versions (the model server's --model_base_path): directions are "
+                             "read from DIR/<version answering>/assets.extra/directions.json")
+    source.add_argument("--directions", metavar="FILE", help="one directions.json for every version")
+    p.add_argument("--timeout", type=float, default=30.0, help="deadline of one model-server call in seconds")
+    p.add_argument("--cache-faces", type=int, default=4096, help="rendered faces kept in memory (default 4096)")
+    p.set_defaults(func=_cmd_studio)
+
+
+def _cmd_studio(args: argparse.Namespace) -> int:
+    from dcgan.cli import CommandError, quiet_tensorflow
+
+    quiet_tensorflow()
+    from serving.studio.config import StudioConfig
+
+    try:
+        config = StudioConfig(server=args.server, model=args.model, label=args.label or None, host=args.host,
+                              port=args.port, model_base_path=args.model_base_path, directions_file=args.directions,
+                              timeout_s=args.timeout, cache_faces=args.cache_faces).validate()
+    except ValueError as e:
+        raise CommandError(str(e), 2) from None
+    from serving.studio.server import StudioServer, StudioServerError
+
+    try:
+        server = StudioServer(config)
+        server.bind()
+    except StudioServerError as e:
+        raise CommandError(str(e)) from None
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: the studio has no authentication; anyone who can reach {config.host}:{server.port} can use "
+              "it and, through it, the model server", file=sys.stderr)
+    reachable = server.check_model_server()
+    if reachable is not True:
+        print(f"warning: {reachable}. The page shows this and retries.", file=sys.stderr)
+    print(f"DCGAN studio at {server.url} (model server {config.server}, model {config.model}"
+          f"{', label ' + config.label if config.label else ''}) - Ctrl-C to stop", flush=True)
+    server.run()
+    return 0
+
+
+def _add_directions(sub) -> None:
+    p = sub.add_parser("directions", help="attribute directions in z of a SavedModel (stored beside it)",
+                       description="Train a small attribute classifier on labelled real examples, label generated "
+                                   "samples with it, and store direction = mean z(with) - mean z(without) per "
+                                   "attribute in SAVED_MODEL_DIR/assets.extra/directions.json, with the measured "
+                                   "effect of moving fresh samples along each direction.")
+    p.add_argument("saved_model_dir", metavar="SAVED_MODEL_DIR", help="a generator SavedModel (dcgan export, Pusher)")
+    p.add_argument("--data", required=True,
+                   help="labelled examples: an Examples directory (train split trains the classifier, eval split "
+                        "is held out) or TFRecord files/folders/globs, comma-separated")
+    p.add_argument("--samples", type=_positive_int, default=4000, help="generated samples labelled to fit the "
+                                                                       "directions (default 4000)")
+    p.add_argument("--eval-samples", type=_positive_int, default=256,
+                   help="fresh samples on which each direction's effect is measured (default 256)")
+    p.add_argument("--epochs", type=_positive_int, default=12, help="classifier training epochs (default 12)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the classifier (default 0)")
+    p.add_argument("--out", help="write directions.json here instead of SAVED_MODEL_DIR/assets.extra/")
+    p.add_argument("--json", action="store_true", help="print the whole document instead of the table")
+    p.set_defaults(func=_cmd_directions)
+
+
+def _cmd_directions(args: argparse.Namespace) -> int:
+    from dcgan.cli import CommandError, quiet_tensorflow
+
+    quiet_tensorflow()
+    from dcgan.directions import (
+        DirectionsConfig,
+        NoAttributeLabels,
+        compute_directions,
+        format_report,
+        resolve_labelled_files,
+        write_directions,
+    )
+
+    if not os.path.isfile(os.path.join(args.saved_model_dir, "saved_model.pb")):
+        raise CommandError(f"{args.saved_model_dir!r} is not a SavedModel directory (no saved_model.pb)", 2)
+    try:
+        config = DirectionsConfig(samples=args.samples, eval_samples=args.eval_samples, epochs=args.epochs,
+                                  seed=args.seed).validate()
+        train, heldout = resolve_labelled_files(args.data)
+        result = compute_directions(args.saved_model_dir, train, heldout, config)
+    except NoAttributeLabels as e:
+        raise CommandError(f"no attribute directions: {e}", 2) from None
+    path = write_directions(args.saved_model_dir, result, args.out)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(format_report(result))
+        print(f"\n{len(result['attributes'])} directions -> {path} ({result['seconds']:.0f} s)")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `dcgan studio` and `dcgan directions` to the `dcgan` CLI."""
+    _add_studio(subparsers)
+    _add_directions(subparsers)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the dcgan command: dcgan studio|directions")
