@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_PY = os.path.join(REPO, ".venv-torch", "bin", "python")
 
 
-# -- FLOP model ---------------------------------------------------------------------------------------------------------
+# -- FLOP model ------------------------------------------------------------------------------------------------------
 def forward_macs(size: int, ngf: int, ndf: int, nz: int = 100, k: int = 4, nc: int = 3) -> tuple[int, int]:
     """Multiply-accumulates of one image through G and through D."""
     n = int(math.log2(size // 4))
@@ -54,7 +54,7 @@ def step_flops(size: int, ngf: int, ndf: int, kind: str) -> float:
     return 2.0 * (3 * g + d_units * d)
 
 
-# -- workers (each runs in its own process) ------------------------------------------------------------------------------
+# -- workers (each runs in its own process) --------------------------------------------------------------------------
 def worker_ours(args: argparse.Namespace) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import warnings

@@ -297,8 +297,12 @@ class Trainer:
             per_replica = strategy.run(step_fn, args=(split(element), m.step.read_value()))
             out = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             if ema is not None:
+                # Warm-up as in tf.train.ExponentialMovingAverage(num_updates=step): early on the average follows G
+                # closely instead of dragging in the random initialisation.
+                stepf = tf.cast(m.step, tf.float32)
+                d = tf.minimum(decay, (1.0 + stepf) / (10.0 + stepf))
                 for ema_var, var in zip(ema.trainable_variables, G.trainable_variables):
-                    ema_var.assign(decay * ema_var + (1.0 - decay) * var)
+                    ema_var.assign(d * ema_var + (1.0 - d) * var)
                 for ema_var, var in zip(ema.non_trainable_variables, G.non_trainable_variables):
                     ema_var.assign(var)  # BN running statistics
             m.step.assign_add(1)

@@ -60,7 +60,7 @@ class BeamSettings:
     """Where the Beam parts (ingest) run: DirectRunner in-process or multi-process, or a Dask cluster."""
 
     runner: str = "direct"
-    workers: int = 2  # multiprocess: worker processes
+    workers: int = 2  # multiprocess: worker processes (0 = one per core of the machine that runs the step)
     dask_address: str = ""  # dask: scheduler address; "" = start a local cluster
     extra_args: str = ""  # more beam_pipeline_args, space-separated (e.g. for Dataflow/Flink/Spark)
 
@@ -125,8 +125,8 @@ class PipelineConfig:
                               "an eval split")
         if self.beam.runner not in BEAM_RUNNERS:
             raise ConfigError(f"beam.runner={self.beam.runner!r} is not one of {BEAM_RUNNERS}")
-        if self.beam.workers < 1:
-            raise ConfigError(f"beam.workers={self.beam.workers} must be ≥ 1")
+        if self.beam.workers < 0:
+            raise ConfigError(f"beam.workers={self.beam.workers} must be ≥ 0 (0 = one per core)")
         e = self.evaluation
         if e.num_samples < 2 or e.fid_threshold < 0 or e.max_fid_regression < 0:
             raise ConfigError("evaluation.num_samples must be ≥ 2 and the FID limits ≥ 0")
@@ -230,5 +230,5 @@ def preset(name: str) -> PipelineConfig:
                               fid_every=5000, fid_samples=2000),
             evaluation=EvaluationSettings(num_samples=10_000, fid_threshold=50.0, max_fid_regression=2.0,
                                           memorization_reference=20_000),
-            beam=BeamSettings(runner="multiprocess", workers=os.cpu_count() or 2))
+            beam=BeamSettings(runner="multiprocess", workers=0))
     raise ConfigError(f"unknown preset {name!r}; choose one of {PRESETS}")

@@ -186,10 +186,14 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
                 result.add("data", "ingest report", os.path.join(report.uri, "ingest_report.txt"))
 
     # evaluation and blessings
-    evaluations = [e for e in graph.consumers(model.id) if graph.execution_kind(e) == "FidEvaluator"]
-    for execution in evaluations[-1:]:
+    evaluations = []  # the FidEvaluation artifacts of this model that hold metrics (not "unchanged" re-runs)
+    for execution in graph.consumers(model.id):
+        if graph.execution_kind(execution) != "FidEvaluator":
+            continue
         outputs = graph.artifacts_of(execution.id, OUTPUT_EVENTS)
-        evaluation = next((a for name, arts in outputs.items() if name.endswith("FidEvaluation") for a in arts), None)
+        evaluations += [a for name, arts in outputs.items() if name.endswith("FidEvaluation") for a in arts
+                        if "fid" in _props(a)]
+    for evaluation in sorted(evaluations, key=lambda a: a.id)[-1:]:
         if evaluation is not None:
             ev = _props(evaluation)
             result.add("evaluation", "FID", f"{ev.get('fid', float('nan')):.2f} at N={ev.get('num_samples')} "

@@ -100,7 +100,8 @@ def run_local(config: PipelineConfig) -> None:
     if config.beam.runner == "dask" and not config.beam.dask_address:
         from distributed import LocalCluster
 
-        dask_cluster = LocalCluster(n_workers=config.beam.workers, threads_per_worker=1, processes=True,
+        dask_cluster = LocalCluster(n_workers=config.beam.workers or os.cpu_count() or 1, threads_per_worker=1,
+                                    processes=True,
                                     dashboard_address=None)
         config = config.override([f"beam.dask_address={dask_cluster.scheduler_address}"])
     try:

@@ -35,6 +35,13 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
         if pushed and _props(pushed[0]).get("pushed") == 1:
             pushed_artifact = pushed[0]
     evaluator = _latest(graph, "FidEvaluator")
+    unchanged = False
+    if pushed_artifact is None and evaluator is not None:
+        blessing = graph.artifacts_of(evaluator.id, OUTPUT_EVENTS).get("ModelBlessing", [])
+        unchanged = bool(blessing) and _props(blessing[0]).get("unchanged") == 1
+        if unchanged:  # nothing changed since the model was pushed: describe that push
+            earlier = [a for a in store.get_artifacts_by_type("PushedModel") if _props(a).get("pushed") == 1]
+            pushed_artifact = max(earlier, key=lambda a: a.id) if earlier else None
     if pushed_artifact is None:
         reason = "the pipeline did not reach the Pusher"
         if evaluator is not None:
@@ -51,8 +58,14 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
     base = os.path.abspath(config.push_base)
     destination = rows.get(("pushed model", "destination"), os.path.join(base, version))
     cached = pusher.last_known_state == 5  # CACHED
+    if unchanged or cached:
+        headline = (f"UNCHANGED: nothing changed since model '{config.model_name}' version {version} was pushed "
+                    f"({'all steps from the cache' if cached else 'data and training from the cache'}); "
+                    "still serving it")
+    else:
+        headline = f"PUSHED model '{config.model_name}' version {version}"
     lines += [
-        f"PUSHED model '{config.model_name}' version {version}{' (cached: nothing changed)' if cached else ''}",
+        headline,
         f"  SavedModel:    {destination}",
         f"  FID:           {rows.get(('evaluation', 'FID'), '?')}",
         f"  KID:           {rows.get(('evaluation', 'KID'), '?')}",

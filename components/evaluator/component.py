@@ -18,6 +18,7 @@ Outputs:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -106,6 +107,24 @@ def _set_property(artifact: Artifact, name: str, value: float | int | str) -> No
 class Executor(base_executor.BaseExecutor):
     """Runs `dcgan.metrics.evaluate.evaluate_generator` and writes the blessing and the evaluation artifacts."""
 
+    @staticmethod
+    def _unchanged(model: Artifact, blessing: Artifact, evaluation: Artifact) -> None:
+        reason = (f"unchanged: the candidate (model #{model.id}) is already the latest blessed model; it is not "
+                  "evaluated or pushed again")
+        log.info("FidEvaluator: %s", reason)
+        os.makedirs(blessing.uri, exist_ok=True)
+        os.makedirs(evaluation.uri, exist_ok=True)
+        with open(os.path.join(blessing.uri, NOT_BLESSED_FILE), "w") as f:
+            f.write(reason + "\n")
+        with open(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
+            json.dump({"skipped": True, "reason": reason, "model": model.uri}, f, indent=2)
+        for artifact in (blessing, evaluation):
+            artifact.set_int_custom_property("blessed", 0)
+            artifact.set_int_custom_property("unchanged", 1)
+            artifact.set_string_custom_property("reason", reason)
+        blessing.set_string_custom_property("current_model", model.uri)
+        blessing.set_int_custom_property("current_model_id", model.id)
+
     def Do(self, input_dict: dict[str, list[Artifact]], output_dict: dict[str, list[Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
@@ -113,11 +132,14 @@ class Executor(base_executor.BaseExecutor):
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         baselines = input_dict.get("baseline_model") or []
         baseline = baselines[0] if baselines else None
-        if baseline is not None and baseline.id == model.id:
-            log.info("the baseline is the candidate itself (%s): no baseline comparison", model.uri)
-            baseline = None
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        if baseline is not None and baseline.id == model.id:
+            # A re-run with nothing changed: ingest and Trainer came from the cache, and the latest blessed model
+            # (which the resolver only found because the first run blessed it) is this very model. Evaluating it
+            # against itself proves nothing and blessing it again would make the Pusher push a duplicate version.
+            self._unchanged(model, blessing, evaluation)
+            return
         config = config_from_exec_properties(exec_properties)
         eval_split = exec_properties.get("eval_split") or "eval"
         train_split = exec_properties.get("train_split") or "train"

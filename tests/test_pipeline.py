@@ -1,0 +1,198 @@
+"""The TFX pipeline end to end on LocalDagRunner (real TFX, SQLite MLMD, Beam DirectRunner, our model server for the
+infra check): the smoke preset pushes a blessed model, an unchanged re-run is served from cache, a failing gate does
+not push; lineage reads it all back; the Kubeflow V2 spec compiles."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from dcgan.cli import main
+from dcgan.config import ConfigError
+from pipeline.config import PRESETS, PipelineConfig, preset
+
+CACHED = 5  # metadata_store_pb2.Execution.CACHED
+
+
+def _store(root: str):
+    from pipeline.lineage import open_store
+
+    return open_store(os.path.join(root, "metadata.sqlite"))
+
+
+def _executions(root: str) -> list[tuple[int, str, int]]:
+    store = _store(root)
+    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    return [(e.id, types[e.type_id], e.last_known_state) for e in store.get_executions()]
+
+
+def _versions(root: str) -> list[str]:
+    base = os.path.join(root, "serving", "dcgan")
+    return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+
+@pytest.fixture(scope="module")
+def smoke_root(tmp_path_factory) -> str:
+    """One real smoke-preset run (the CLI, as a user runs it)."""
+    root = str(tmp_path_factory.mktemp("pipeline") / "smoke")
+    assert main(["pipeline", "run", "--preset", "smoke", "--root", root]) == 0
+    return root
+
+
+def test_smoke_run_writes_every_artifact_and_pushes_the_blessed_model(smoke_root, capsys):
+    import tensorflow as tf
+
+    art = os.path.join(smoke_root, "artifacts")
+    examples = os.path.join(art, "FaceExampleGen", "examples")
+    (examples_dir,) = [os.path.join(examples, d) for d in os.listdir(examples)]
+    for split in ("Split-train", "Split-eval"):
+        assert any(f.endswith(".tfrecord.gz") for f in os.listdir(os.path.join(examples_dir, split))), split
+    (report_dir,) = [os.path.join(art, "FaceExampleGen", "ingest_report", d)
+                     for d in os.listdir(os.path.join(art, "FaceExampleGen", "ingest_report"))]
+    assert {"ingest_report.json", "ingest_report.txt", "preview.png"} <= set(os.listdir(report_dir))
+    (run_dir,) = [os.path.join(art, "Trainer", "model_run", d) for d in os.listdir(os.path.join(art, "Trainer",
+                                                                                                 "model_run"))]
+    assert {"config.json", "checkpoints", "logs", "samples", "training_summary.json"} <= set(os.listdir(run_dir))
+    (evaluation,) = [os.path.join(art, "FidEvaluator", "evaluation", d)
+                     for d in os.listdir(os.path.join(art, "FidEvaluator", "evaluation"))]
+    assert {"metrics.json", "samples.png", "memorization.png"} <= set(os.listdir(evaluation))
+
+    (version,) = _versions(smoke_root)
+    pushed = os.path.join(smoke_root, "serving", "dcgan", version)
+    model = tf.saved_model.load(pushed)
+    assert {"serving_default", "generate", "interpolate"} <= set(model.signatures)
+    out = model.signatures["generate"](seed=tf.constant([1, 2], tf.int64))
+    assert out["png_bytes"].shape == (2,) and out["z"].shape == (2, 100)
+    assert os.path.isfile(os.path.join(pushed, "assets.extra", "training_summary.json"))
+
+
+def test_metrics_and_blessings_are_recorded_in_mlmd(smoke_root):
+    store = _store(smoke_root)
+    by_type = {}
+    for t in store.get_artifact_types():
+        by_type[t.name] = store.get_artifacts_by_type(t.name)
+    (evaluation,) = by_type["dcgan.FidEvaluation"]
+    props = {k: v for k, v in evaluation.custom_properties.items()}
+    assert props["fid"].double_value > 0 and props["fid_floor"].double_value > 0
+    assert props["num_samples"].int_value == 64 and props["blessed"].int_value == 1
+    (blessing,) = by_type["ModelBlessing"]
+    assert blessing.custom_properties["blessed"].int_value == 1
+    (infra,) = by_type["InfraBlessing"]
+    assert infra.custom_properties["blessed"].int_value == 1
+    (pushed,) = by_type["PushedModel"]
+    assert pushed.custom_properties["pushed"].int_value == 1
+    assert _versions(smoke_root) == [pushed.custom_properties["pushed_version"].string_value]
+    kinds = {kind for _, kind, _ in _executions(smoke_root)}
+    assert {"FaceExampleGen", "Trainer", "Resolver", "FidEvaluator", "InfraCheck", "Pusher"} <= kinds
+
+
+def test_lineage_of_the_pushed_model_reads_data_training_evaluation_and_blessing(smoke_root, capsys):
+    from pipeline.lineage import lineage
+
+    info = lineage(os.path.join(smoke_root, "metadata.sqlite"))
+    rows = {(s, f): v for s, f, v in info.rows}
+    assert rows[("data", "source")] == "avatars:160:0"
+    assert rows[("training", "steps done")] == "30"
+    assert rows[("training", "architecture")].startswith("32x32")
+    assert rows[("evaluation", "FID")].split()[0].replace(".", "").isdigit()
+    assert rows[("blessing", "model blessed")] == "yes"
+    assert rows[("blessing", "infra check")].startswith("passed")
+    assert main(["lineage", "--root", smoke_root]) == 0
+    assert "avatars:160:0" in capsys.readouterr().out
+    assert main(["lineage", "--root", smoke_root, "--version", "123"]) == 1
+    assert "no pushed version 123" in capsys.readouterr().err
+
+
+def test_an_unchanged_rerun_is_served_from_the_cache_and_pushes_nothing_new(smoke_root, capsys):
+    """Re-run 1: ingest, Trainer and InfraCheck come from the cache; the resolver now finds the first run's blessed
+    model — the candidate itself — so the evaluator only records "unchanged" (no evaluation, no duplicate push).
+    Re-run 2: every component comes from the cache."""
+    before = {e for e, _, _ in _executions(smoke_root)}
+    assert main(["pipeline", "run", "--preset", "smoke", "--root", smoke_root]) == 0
+    assert "UNCHANGED" in capsys.readouterr().out
+    new = {kind: state for e, kind, state in _executions(smoke_root) if e not in before}
+    assert all(new[kind] == CACHED for kind in ("FaceExampleGen", "Trainer", "InfraCheck")), new
+    store = _store(smoke_root)
+    blessings = sorted(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)
+    assert blessings[-1].custom_properties["unchanged"].int_value == 1
+    assert len(_versions(smoke_root)) == 1
+
+    before = {e for e, _, _ in _executions(smoke_root)}
+    assert main(["pipeline", "run", "--preset", "smoke", "--root", smoke_root]) == 0
+    assert "all steps from the cache" in capsys.readouterr().out
+    new = [(kind, state) for e, kind, state in _executions(smoke_root) if e not in before and kind != "Resolver"]
+    assert new and all(state == CACHED for _, state in new), f"not every component was cached: {new}"
+    assert len(_versions(smoke_root)) == 1
+
+
+def test_a_model_that_fails_the_gate_is_not_pushed(smoke_root, capsys):
+    """A new candidate (other step count) under a strict absolute threshold: the evaluator refuses it and records why;
+    the Pusher does not write a new version; the CLI exits non-zero."""
+    code = main(["pipeline", "run", "--preset", "smoke", "--root", smoke_root,
+                 "--set", "train.steps=20", "--set", "evaluation.fid_threshold=1.0"])
+    out = capsys.readouterr().out
+    assert code == 3 and "NOT PUSHED" in out and "threshold" in out
+    store = _store(smoke_root)
+    blessings = sorted(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)
+    assert blessings[-1].custom_properties["blessed"].int_value == 0
+    assert "threshold 1.00" in blessings[-1].custom_properties["reason"].string_value
+    pushed = sorted(store.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)
+    assert pushed[-1].custom_properties["pushed"].int_value == 0
+    assert len(_versions(smoke_root)) == 1
+
+
+def test_kubeflow_v2_spec_compiles_with_every_component_image_and_parameter(tmp_path, capsys):
+    output = str(tmp_path / "pipeline.json")
+    assert main(["pipeline", "compile", "--kubeflow", "--preset", "full", "--data", "/data/celeba.zip",
+                 "--root", "gs://bucket/dcgan", "--image", "registry.example/dcgan-pipeline:1.2.3",
+                 "--output", output]) == 0
+    job = json.load(open(output))
+    spec = job["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"} <= set(tasks)
+    assert any(t.startswith("latest_blessed_model_resolver") for t in tasks)
+    assert tasks["Pusher"]["dependentTasks"] == ["FidEvaluator", "InfraCheck", "Trainer"]
+    executors = spec["deploymentSpec"]["executors"]
+    images = {e["container"]["image"] for e in executors.values() if "container" in e}
+    assert images == {"registry.example/dcgan-pipeline:1.2.3"}
+    params = tasks["Trainer"]["inputs"]["parameters"]
+    train_config = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])["train_config"]
+    assert train_config["model"] == {"size": 64, "ngf": 128, "ndf": 128, "kernel_size": 5, "channels": 3,
+                                     "z_dim": 100}
+    assert json.loads(params["train_args"]["runtimeValue"]["constantValue"]["stringValue"])["num_steps"] == 50000
+    ingest = tasks["FaceExampleGen"]["inputs"]["parameters"]
+    assert ingest["source"]["runtimeValue"]["constantValue"]["stringValue"] == "/data/celeba.zip"
+    evaluator = tasks["FidEvaluator"]["inputs"]["parameters"]
+    assert evaluator["num_samples"]["runtimeValue"]["constantValue"]["intValue"] == "10000"
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/dcgan/artifacts"
+
+
+def test_presets_validate_and_every_value_is_overridable():
+    for name in PRESETS:
+        config = preset(name)
+        if name == "full":
+            with pytest.raises(ConfigError, match="data is empty"):
+                config.validate()
+            config = config.override(["data=/data/celeba.zip"])
+        config.validate()
+        assert PipelineConfig.from_dict(json.loads(config.to_json())) == config
+    config = preset("quick").override(["train.steps=10", "train.size=64", "evaluation.fid_threshold=99.5",
+                                       "beam.runner=multiprocess", "enable_cache=false", "ingest.eval_ratio=0.2"])
+    assert (config.train.steps, config.train.model.size, config.evaluation.fid_threshold) == (10, 64, 99.5)
+    assert config.beam_pipeline_args()[:2] == ["--runner=DirectRunner", "--direct_num_workers=2"]
+    assert config.enable_cache is False and config.ingest.eval_ratio == 0.2
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("train.stepz=3", "has no field 'stepz'"),
+    ("train.steps=many", "expected int"),
+    ("evaluation=3", "is a section"),
+    ("beam.runner=flink", "beam.runner='flink'"),
+    ("ingest.eval_ratio=0", "must be in (0, 1)"),
+    ("novalue", "expected KEY=VALUE"),
+])
+def test_bad_overrides_name_what_was_wrong(assignment, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        preset("smoke").override([assignment]).validate()
