@@ -167,12 +167,19 @@ class LabelledData:
     heldout_rule: str
 
 
-def _expand(paths: Sequence[str]) -> list[str]:
+def _expand(paths: Sequence[str], required: bool = True) -> list[str]:
+    """TFRecord files of paths/globs/folders. Optional ones (the held-out split) may match nothing."""
     from dcgan.data import resolve_data
 
     files: list[str] = []
     for path in paths:
-        resolved = resolve_data(path)
+        try:
+            resolved = resolve_data(path)
+        except DataError:
+            if required:
+                raise
+            log.info("directions: %s holds no examples; holding out a share of the training data instead", path)
+            continue
         if resolved.kind != "tfrecord":
             raise NoAttributeLabels(f"{path!r} holds image files, not TFRecords: attribute labels come from the "
                                     "`attr/<name>` features of ingested examples (dcgan ingest)")
@@ -203,7 +210,7 @@ def load_labelled_data(train_files: Sequence[str], eval_files: Sequence[str] = (
     from dcgan import images as imlib
     from dcgan import schema
 
-    train_files, eval_files = _expand(train_files), _expand(eval_files) if eval_files else []
+    train_files, eval_files = _expand(train_files), _expand(eval_files, required=False) if eval_files else []
     if not train_files:
         raise DataError("no TFRecord files to read attribute labels from")
     budget_eval = min(max_examples // 5, max_examples) if eval_files else 0

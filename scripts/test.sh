@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check dcgan components pipeline serving tests bench
+scripts/ensure_chromium.sh  # the studio's browser tests drive real Chromium
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=900 "$@"
