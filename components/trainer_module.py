@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ def run_fn(fn_args: Any) -> None:
     config = _train_config(fn_args)
     run_dir = fn_args.model_run_dir
     if is_run_dir(run_dir):  # the same execution retried: continue it
-        trainer = Trainer.resume(run_dir, steps=config.steps, progress=False)
+        trainer = Trainer.resume(run_dir, steps=config.steps, progress=sys.stderr.isatty())
     else:
-        trainer = Trainer(config, run_dir, progress=False)
+        trainer = Trainer(config, run_dir, progress=sys.stderr.isatty())
     log.info("training %s: %d usable images (%s mode), %d skipped", run_dir, trainer.data.num_examples,
              trainer.data.mode, len(trainer.data.rejected))
     result = trainer.train()

@@ -323,6 +323,7 @@ class Trainer:
         return path
 
     def _log(self, step: int, values: dict[str, float]) -> None:
+        log.info("step %d/%d %s", step, self.config.steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
         with self.writer.as_default(step=step):
             for k, v in values.items():
                 tf.summary.scalar(k, v)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -87,12 +88,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.pipeline import run_local
     from pipeline.summary import run_summary
 
+    _progress_logging()
     started = time.time()
     print(f"pipeline {config.name}: preset {config.preset}, data {config.data}, root {config.root}", file=sys.stderr)
     run_local(config)
     summary = run_summary(config, wall_seconds=time.time() - started)
     print(summary.text)
     return 0 if summary.pushed else 3
+
+
+class _DropNoise(logging.Filter):
+    """TFX 1.16 warns 'ArtifactQuery.property_predicate is not supported' once per channel resolution."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "property_predicate is not supported" not in record.getMessage()
+
+
+def _progress_logging() -> None:
+    """Show the project's progress lines (ingest counts, training steps, evaluation stages) during a run."""
+    for name in ("dcgan", "components", "pipeline"):
+        if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
+            logging.getLogger(name).setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropNoise())
+    logging.getLogger("absl").addFilter(_DropNoise())
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:

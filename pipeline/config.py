@@ -215,10 +215,12 @@ def preset(name: str) -> PipelineConfig:
         return PipelineConfig(
             preset="quick", root="runs/quick", data="avatars:4000:0",
             ingest=IngestSettings(eval_ratio=0.1),
-            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=32, ngf=64, ndf=64), steps=1500,
-                              batch_size=64, log_every=50, sample_every=250, checkpoint_every=250, num_samples=64,
-                              ema_decay=0.999),
-            evaluation=EvaluationSettings(num_samples=1000, fid_threshold=300.0, max_fid_regression=25.0,
+            # Calibration (2 cores): 3,000 steps ≈ 7 min; EMA 0.995 (with warm-up) scored FID 161.7 at N=1000 where
+            # the raw G scored 182.4 and a 0.999 EMA after 1,500 steps 268; an untrained G scores far above 250.
+            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=32, ngf=64, ndf=64), steps=3000,
+                              batch_size=64, log_every=50, sample_every=500, checkpoint_every=500, num_samples=64,
+                              ema_decay=0.995),
+            evaluation=EvaluationSettings(num_samples=1000, fid_threshold=250.0, max_fid_regression=25.0,
                                           memorization_reference=1000, kid_subsets=50, kid_subset_size=300))
     if name == "full":
         return PipelineConfig(

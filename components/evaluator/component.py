@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from typing import Any
 
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
@@ -146,7 +147,7 @@ class Executor(base_executor.BaseExecutor):
 
         result = evallib.evaluate_generator(
             model.uri, examples.uri, evaluation.uri, config, baseline=baseline.uri if baseline else None,
-            split=eval_split, train_split=train_split, progress=False)
+            split=eval_split, train_split=train_split, progress=sys.stderr.isatty())
         log.info("FidEvaluator: %s", result.decision.reason)
 
         os.makedirs(blessing.uri, exist_ok=True)
