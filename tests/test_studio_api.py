@@ -347,6 +347,10 @@ def test_page_and_static_files_are_served_with_a_strict_content_security_policy(
     for asset in ("/static/studio.js", "/static/studio.css"):
         r = api.get(asset)
         assert r.status_code == 200 and "http://" not in r.text and "https://" not in r.text
+    paths = ok(api.get("/api/openapi.json"))["paths"]
+    assert {"/api/generate", "/api/images", "/api/interpolate", "/api/arithmetic", "/api/move", "/api/directions",
+            "/api/directions/custom", "/api/status", "/api/config", "/api/stats"} <= set(paths)
+    assert api.get("/api/docs").status_code == 404  # FastAPI's Swagger UI loads from a CDN: not offered
 
 
 # -- bad input --------------------------------------------------------------------------------------------------------

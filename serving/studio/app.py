@@ -107,9 +107,13 @@ def _bad(message: str, field: str | None = None, code: str = "invalid_request") 
     return StudioError(400, code, message, field)
 
 
+def _fmt(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def check_range(field: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
-        raise _bad(f"{field} must be between {low:g} and {high:g} (got {value:g})", field)
+        raise _bad(f"{field} must be between {_fmt(low)} and {_fmt(high)} (got {_fmt(value)})", field)
 
 
 def _number(value: Any, where: str, max_abs: float) -> float:
@@ -253,7 +257,8 @@ def create_app(config: StudioConfig, backend: ModelBackend | None = None) -> Fas
         yield
         backend.close()
 
-    app = FastAPI(title="DCGAN studio", version="1", docs_url="/api/docs", redoc_url=None,
+    # No Swagger UI: FastAPI's loads its script from a CDN, and the studio works offline. The schema is served.
+    app = FastAPI(title="DCGAN studio", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.backend = backend
     app.state.config = config
