@@ -9,7 +9,7 @@ setup:
 	@scripts/setup.sh
 
 run: setup
-	@scripts/run.sh
+	@scripts/run.sh $(ARGS)
 
 test: setup
 	@scripts/test.sh

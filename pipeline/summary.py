@@ -77,7 +77,7 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
         f"  .venv/bin/dcgan serve --model_name {config.model_name} --model_base_path {base} "
         "--port 8500 --rest_api_port 8501",
         "Open the web studio (faces with their z, walks, arithmetic, attribute sliders) at http://127.0.0.1:8080/ :",
-        "  .venv/bin/dcgan studio --server 127.0.0.1:8500 --port 8080",
+        f"  .venv/bin/dcgan studio --server 127.0.0.1:8500 --port 8080 --model-base-path {base}",
         "Generate from the command line, and see where the model came from:",
         "  .venv/bin/dcgan generate --server 127.0.0.1:8500 --n 16 --seed 7 --out grid.png",
         f"  .venv/bin/dcgan lineage --root {config.root}",
