@@ -52,3 +52,14 @@ def overrides(args: argparse.Namespace, names: list[str], prefix: str = "") -> d
         if value is not None:
             out[dest[len(prefix):]] = value
     return out
+
+
+def positive_int(text: str) -> int:
+    """argparse `type=` for counts: a clear error for 0, negatives and non-numbers."""
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value

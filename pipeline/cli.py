@@ -21,7 +21,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="training steps (= --set train.steps=N)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override any config value, e.g. --set evaluation.fid_threshold=150 (repeatable); "
-                        "sections: ingest, train, evaluation, beam; top-level fields without a section")
+                        "sections: ingest, train, evaluation, directions, beam; top-level fields without a section")
     p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
 
 

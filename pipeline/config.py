@@ -56,6 +56,22 @@ class EvaluationSettings:
 
 
 @dataclass(frozen=True)
+class DirectionsSettings:
+    """Attribute directions in z, computed by the Trainer right after the export (dcgan.directions) when the data
+    has attribute labels, and stored with the model (assets.extra/directions.json) for the studio's sliders."""
+
+    enabled: bool = True
+    samples: int = 4000  # generated samples labelled by the attribute classifier to fit the directions
+    eval_samples: int = 256  # fresh samples on which the effect of each direction is measured
+    min_steps: int = 300  # classifier optimizer steps at least
+
+    def custom_config(self) -> bool | dict[str, int]:
+        if not self.enabled:
+            return False
+        return {"samples": self.samples, "eval_samples": self.eval_samples, "min_steps": self.min_steps}
+
+
+@dataclass(frozen=True)
 class BeamSettings:
     """Where the Beam parts (ingest) run: DirectRunner in-process or multi-process, or a Dask cluster."""
 
@@ -80,6 +96,7 @@ class PipelineConfig:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(data="<from ingest>"))
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    directions: DirectionsSettings = field(default_factory=DirectionsSettings)
     beam: BeamSettings = field(default_factory=BeamSettings)
 
     # -- derived ----------------------------------------------------------------------------------------------------
@@ -130,6 +147,8 @@ class PipelineConfig:
         e = self.evaluation
         if e.num_samples < 2 or e.fid_threshold < 0 or e.max_fid_regression < 0:
             raise ConfigError("evaluation.num_samples must be ≥ 2 and the FID limits ≥ 0")
+        if self.directions.samples < 20 or self.directions.eval_samples < 1 or self.directions.min_steps < 1:
+            raise ConfigError("directions.samples must be ≥ 20, eval_samples and min_steps ≥ 1")
         if self.infra_timeout_seconds <= 0:
             raise ConfigError("infra_timeout_seconds must be positive")
         self.train.validate()
@@ -148,6 +167,7 @@ class PipelineConfig:
             "ingest": IngestSettings(**d.pop("ingest", {})),
             "train": TrainConfig.from_dict(d.pop("train", {"data": "<from ingest>"})),
             "evaluation": EvaluationSettings(**d.pop("evaluation", {})),
+            "directions": DirectionsSettings(**d.pop("directions", {})),
             "beam": BeamSettings(**d.pop("beam", {})),
         }
         return cls(**d, **nested)
@@ -210,6 +230,7 @@ def preset(name: str) -> PipelineConfig:
                               ema_decay=0.9),
             evaluation=EvaluationSettings(num_samples=64, fid_threshold=1000.0, max_fid_regression=1000.0,
                                           memorization_reference=64, kid_subsets=10, kid_subset_size=16),
+            directions=DirectionsSettings(samples=500, eval_samples=32, min_steps=50),
             infra_timeout_seconds=120)
     if name == "quick":
         return PipelineConfig(

@@ -124,12 +124,18 @@ def test_studio_runs_dcgan_studio_against_the_tf_serving_service(rendered):
     assert container["image"] == "dcgan-faces:0.1.0"
     command = container["command"]
     assert command[:2] == ["dcgan", "studio"]
-    assert shlex.join(command[2:]) == "--server tf-serving:8500 --host 0.0.0.0 --port 8080"
+    assert shlex.join(command[2:]) == ("--server tf-serving:8500 --host 0.0.0.0 --port 8080 "
+                                       "--model-base-path /models/dcgan")
+    assert container["readinessProbe"]["httpGet"]["path"] == "/api/config"
     assert container["ports"][0]["containerPort"] == 8080
     svc = _one(docs, "Service", "studio")
     assert svc["spec"]["ports"][0]["targetPort"] == "http"
     pod = _one(docs, "Deployment", "studio")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # The studio reads directions.json of the answering version from the same model volume, read-only.
+    (models,) = [v for v in pod["volumes"] if v["name"] == "models"]
+    assert models["persistentVolumeClaim"] == {"claimName": "dcgan-models", "readOnly": True}
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
 
 
 def test_canary_overlay_labels_two_versions_and_allows_labels_at_startup(rendered):

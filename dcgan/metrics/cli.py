@@ -11,17 +11,9 @@ import json
 import os
 import sys
 
+from dcgan.cli_args import positive_int
+
 EXIT_NOT_BLESSED = 3
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _non_negative_float(text: str) -> float:
@@ -44,11 +36,11 @@ def register(subparsers) -> None:  # noqa: ANN001
     p.add_argument("path_a", metavar="PATH_A")
     p.add_argument("path_b", metavar="PATH_B", help="second set; with --save-stats: the .npz to write")
     p.add_argument("--split", default="eval", help="split to read from Examples directories (default eval)")
-    p.add_argument("--num-a", type=_positive_int, help="use a seeded random subset of this many images of PATH_A")
-    p.add_argument("--num-b", type=_positive_int, help="the same for PATH_B")
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="images per Inception batch")
-    p.add_argument("--kid-subsets", type=_positive_int, default=100, help="KID: number of subsets (default 100)")
-    p.add_argument("--kid-subset-size", type=_positive_int, default=1000, help="KID: subset size (default 1000)")
+    p.add_argument("--num-a", type=positive_int, help="use a seeded random subset of this many images of PATH_A")
+    p.add_argument("--num-b", type=positive_int, help="the same for PATH_B")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="images per Inception batch")
+    p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID: number of subsets (default 100)")
+    p.add_argument("--kid-subset-size", type=positive_int, default=1000, help="KID: subset size (default 1000)")
     p.add_argument("--no-kid", action="store_true", help="FID only")
     p.add_argument("--save-stats", action="store_true",
                    help="compute the features of PATH_A and write them (with mu, sigma) to PATH_B (.npz)")
@@ -69,8 +61,8 @@ def register(subparsers) -> None:  # noqa: ANN001
     e.add_argument("data", metavar="DATA", help="Examples dir (uses --split; its train split gives the floor and "
                                                 "the memorisation check), or an image folder / TFRecords")
     e.add_argument("--out", default="evaluation", help="output directory (default ./evaluation)")
-    e.add_argument("--num-samples", type=_positive_int, default=1000, help="generated images (default 1000)")
-    e.add_argument("--num-real", type=_positive_int, help="use a seeded subset of this many real images")
+    e.add_argument("--num-samples", type=positive_int, default=1000, help="generated images (default 1000)")
+    e.add_argument("--num-real", type=positive_int, help="use a seeded subset of this many real images")
     e.add_argument("--fid-threshold", type=_non_negative_float, help="bless only if FID ≤ this")
     e.add_argument("--baseline", metavar="MODEL", help="a baseline generator, evaluated the same way")
     e.add_argument("--max-regression", type=_non_negative_float, dest="max_fid_regression",
@@ -79,11 +71,11 @@ def register(subparsers) -> None:  # noqa: ANN001
                                         "train split of an Examples DATA)")
     e.add_argument("--split", default="eval", help="split of an Examples DATA to compare with (default eval)")
     e.add_argument("--seed", type=int, default=0, help="first z seed (default 0); also seeds the real subsets")
-    e.add_argument("--memorization-reference", type=_positive_int, default=5000,
+    e.add_argument("--memorization-reference", type=positive_int, default=5000,
                    help="training images searched for nearest neighbours (default 5000)")
-    e.add_argument("--kid-subsets", type=_positive_int, default=100)
-    e.add_argument("--kid-subset-size", type=_positive_int, default=1000)
-    e.add_argument("--batch-size", type=_positive_int, default=None, help="images per Inception batch")
+    e.add_argument("--kid-subsets", type=positive_int, default=100)
+    e.add_argument("--kid-subset-size", type=positive_int, default=1000)
+    e.add_argument("--batch-size", type=positive_int, default=None, help="images per Inception batch")
     e.add_argument("--cache-dir", help="cache directory (default $DCGAN_CACHE_DIR or ~/.cache/dcgan)")
     e.add_argument("--json", action="store_true", help="print metrics.json's content instead of the summary")
     e.add_argument("--no-progress", action="store_true")

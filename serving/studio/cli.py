@@ -11,15 +11,7 @@ import json
 import os
 import sys
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from dcgan.cli_args import positive_int
 
 
 def _add_studio(sub) -> None:
@@ -88,11 +80,11 @@ def _add_directions(sub) -> None:
     p.add_argument("--data", required=True,
                    help="labelled examples: an Examples directory (train split trains the classifier, eval split "
                         "is held out) or TFRecord files/folders/globs, comma-separated")
-    p.add_argument("--samples", type=_positive_int, default=4000, help="generated samples labelled to fit the "
+    p.add_argument("--samples", type=positive_int, default=4000, help="generated samples labelled to fit the "
                                                                        "directions (default 4000)")
-    p.add_argument("--eval-samples", type=_positive_int, default=256,
+    p.add_argument("--eval-samples", type=positive_int, default=256,
                    help="fresh samples on which each direction's effect is measured (default 256)")
-    p.add_argument("--epochs", type=_positive_int, default=12, help="classifier training epochs (default 12)")
+    p.add_argument("--epochs", type=positive_int, default=12, help="classifier training epochs (default 12)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples and the classifier (default 0)")
     p.add_argument("--out", help="write directions.json here instead of SAVED_MODEL_DIR/assets.extra/")
     p.add_argument("--json", action="store_true", help="print the whole document instead of the table")
