@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from dcgan.errors import DcganError
+from dcgan.fileio import write_json_atomic
 
 SUPPORTED_SIZES = (32, 64, 128)
 SUPPORTED_KERNELS = (4, 5)
@@ -152,12 +152,8 @@ def _known_fields(cls: type, d: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_config(config: TrainConfig, path: str) -> None:
-    """Write the config as JSON atomically (write a temp file, then rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write the config as JSON atomically."""
+    write_json_atomic(path, config.to_dict(), indent=2, sort_keys=True)
 
 
 def load_config(path: str) -> TrainConfig:

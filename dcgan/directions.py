@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from dcgan.errors import DataError, DcganError
+from dcgan.fileio import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +340,7 @@ def fit_direction(z: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
                   min_group: int = 10) -> tuple[np.ndarray, dict[str, Any]]:
     """Unit direction mean z(with) − mean z(without) for one attribute's scores [N]. When fewer than `min_group`
     samples fall on one side of the threshold, the top and bottom deciles by score stand in for with/without."""
-    from dcgan.latent import direction
+    from dcgan.latent import unit_direction
 
     with_attr = scores >= threshold
     n_with = int(with_attr.sum())
@@ -354,10 +355,9 @@ def fit_direction(z: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
         split = "deciles"
     else:
         without = ~with_attr
-    raw = np.mean(z[with_attr], 0) - np.mean(z[without], 0)
-    vector = direction(z[with_attr], z[without], normalize=True)
+    vector, norm = unit_direction(z[with_attr], z[without])
     return vector, {"split": split, "with": int(with_attr.sum()), "without": int(without.sum()),
-                    "raw_norm": round(float(np.linalg.norm(raw)), 4)}
+                    "raw_norm": round(norm, 4)}
 
 
 def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable[[np.ndarray], np.ndarray],
@@ -513,11 +513,7 @@ def write_directions(saved_model_dir: str, result: Mapping[str, Any], path: str 
     """Write directions.json (atomically) to `path`, by default `<saved_model_dir>/assets.extra/directions.json`."""
     path = path or os.path.join(saved_model_dir, DIRECTIONS_FILE)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, result, indent=1)
 
 
 def compute_and_store_directions(saved_model_dir: str, train_files: Sequence[str], eval_files: Sequence[str] = (),

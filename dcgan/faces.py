@@ -236,14 +236,11 @@ def configure_threads(threads: int) -> None:
     """Limit TensorFlow and OpenCV to `threads` threads in this process (call before the first TF op; later calls
     cannot change TF's pools and are ignored). Several ingest workers on one machine should split the cores."""
     import cv2
-    import tensorflow as tf
+
+    from dcgan.runtime import configure_tf_threads
 
     cv2.setNumThreads(max(1, threads))
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:  # TF already initialised in this process
-        pass
+    configure_tf_threads(threads, min(threads, 2))  # a no-op once TF is initialised in this process
 
 
 def get_detector(detect_size: int = 256) -> FaceDetector:

@@ -168,12 +168,11 @@ def save_image(image: np.ndarray, path: str) -> str:
     """Write an image (PNG by extension, or any PIL format) atomically; returns the path."""
     import os
 
-    tmp = f"{path}.tmp-{os.getpid()}"
+    from dcgan.fileio import atomic_write
+
     fmt = os.path.splitext(path)[1].lstrip(".").upper() or "PNG"
     fmt = {"JPG": "JPEG"}.get(fmt, fmt)
-    Image.fromarray(to_uint8(image)).save(tmp, format=fmt)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: Image.fromarray(to_uint8(image)).save(tmp, format=fmt))
 
 
 def is_image_name(name: str) -> bool:

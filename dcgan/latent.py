@@ -76,9 +76,15 @@ def arithmetic(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         np.float32)
 
 
+def unit_direction(with_attr: np.ndarray, without_attr: np.ndarray) -> tuple[np.ndarray, float]:
+    """(mean z(with) − mean z(without)) scaled to unit length, and the length it had."""
+    d = np.mean(np.atleast_2d(with_attr), 0) - np.mean(np.atleast_2d(without_attr), 0)
+    norm = float(np.linalg.norm(d))
+    return (d / max(norm, 1e-12)).astype(np.float32), norm
+
+
 def direction(with_attr: np.ndarray, without_attr: np.ndarray, normalize: bool = True) -> np.ndarray:
     """mean z(with) − mean z(without), optionally scaled to unit length."""
-    d = np.mean(np.atleast_2d(with_attr), 0) - np.mean(np.atleast_2d(without_attr), 0)
     if normalize:
-        d = d / max(float(np.linalg.norm(d)), 1e-12)
-    return d.astype(np.float32)
+        return unit_direction(with_attr, without_attr)[0]
+    return (np.mean(np.atleast_2d(with_attr), 0) - np.mean(np.atleast_2d(without_attr), 0)).astype(np.float32)

@@ -35,6 +35,7 @@ from dcgan.data import TrainingData, make_training_data
 from dcgan.errors import RunDirError
 from dcgan.latent import z_from_seeds
 from dcgan.model import build_discriminator, build_generator
+from dcgan.runtime import configure_tf_threads
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,9 @@ class TrainResult:
 
 def configure_threads(intra_op: int = 0, inter_op: int = 0) -> None:
     """Set TensorFlow's thread pools (must run before the first op; ignored with a warning afterwards)."""
-    try:
-        if intra_op:
-            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-        if inter_op:
-            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-    except RuntimeError as e:
-        log.warning("thread settings not applied (TensorFlow already initialised): %s", e)
+    if not configure_tf_threads(intra_op, inter_op):
+        log.warning("thread settings intra=%d inter=%d not applied: TensorFlow was already initialised",
+                    intra_op, inter_op)
 
 
 def select_strategy(name: str) -> tf.distribute.Strategy:

@@ -67,13 +67,16 @@ def _value(v: metadata_store_pb2.Value) -> Any:
     return getattr(v, kind) if kind else None
 
 
-def _props(node) -> dict[str, Any]:
+def properties(node) -> dict[str, Any]:
+    """An MLMD artifact's or execution's properties and custom properties as plain Python values."""
     out = {k: _value(v) for k, v in node.properties.items()}
     out.update({k: _value(v) for k, v in node.custom_properties.items()})
     return out
 
 
-class _Graph:
+class MetadataGraph:
+    """Walks MLMD's event graph: who produced an artifact, who consumed it, what an execution read and wrote."""
+
     def __init__(self, store: metadata_store.MetadataStore):
         self.store = store
         self.artifact_types = {t.id: t.name for t in store.get_artifact_types()}
@@ -106,26 +109,26 @@ class _Graph:
 
 
 def pushed_models(store: metadata_store.MetadataStore) -> list:
-    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if _props(a).get("pushed") == 1]
-    return sorted(pushed, key=lambda a: str(_props(a).get("pushed_version", "")))
+    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if properties(a).get("pushed") == 1]
+    return sorted(pushed, key=lambda a: str(properties(a).get("pushed_version", "")))
 
 
 def lineage(metadata_path: str, version: str | None = None) -> Lineage:
     """The lineage of the pushed model `version` (default: the newest push)."""
     store = open_store(metadata_path)
-    graph = _Graph(store)
+    graph = MetadataGraph(store)
     pushed = pushed_models(store)
     if not pushed:
         raise LineageError(f"no model has been pushed according to {metadata_path}")
     if version is None:
         target = pushed[-1]
     else:
-        matches = [a for a in pushed if str(_props(a).get("pushed_version")) == str(version)]
+        matches = [a for a in pushed if str(properties(a).get("pushed_version")) == str(version)]
         if not matches:
-            known = ", ".join(str(_props(a).get("pushed_version")) for a in pushed)
+            known = ", ".join(str(properties(a).get("pushed_version")) for a in pushed)
             raise LineageError(f"no pushed version {version}; pushed versions: {known}")
         target = matches[-1]
-    props = _props(target)
+    props = properties(target)
     result = Lineage(str(props.get("pushed_version")))
     result.add("pushed model", "version", props.get("pushed_version"))
     result.add("pushed model", "destination", props.get("pushed_destination"))
@@ -141,7 +144,7 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
     trainer = graph.producer(model.id)
     examples = None
     if trainer is not None:
-        tprops = _props(trainer)
+        tprops = properties(trainer)
         outputs = graph.artifacts_of(trainer.id, OUTPUT_EVENTS)
         run = (outputs.get("ModelRun") or [None])[0]
         config = json.loads(tprops.get("custom_config") or "{}").get("train_config", {})
@@ -169,7 +172,7 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
 
     # data
     if examples is not None:
-        eprops = _props(examples)
+        eprops = properties(examples)
         result.add("data", "source", eprops.get("source"))
         result.add("data", "examples", examples.uri)
         result.add("data", "images in", eprops.get("num_input"))
@@ -177,7 +180,7 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
         result.add("data", "rejected", eprops.get("num_rejected", 0))
         ingest = graph.producer(examples.id)
         if ingest is not None:
-            iprops = _props(ingest)
+            iprops = properties(ingest)
             result.add("data", "ingest", f"size {iprops.get('size')}, mode {iprops.get('mode')}, "
                                          f"eval_ratio {iprops.get('eval_ratio')}, seed {iprops.get('seed')}")
             outputs = graph.artifacts_of(ingest.id, OUTPUT_EVENTS)
@@ -192,10 +195,10 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
             continue
         outputs = graph.artifacts_of(execution.id, OUTPUT_EVENTS)
         evaluations += [a for name, arts in outputs.items() if name.endswith("FidEvaluation") for a in arts
-                        if "fid" in _props(a)]
+                        if "fid" in properties(a)]
     for evaluation in sorted(evaluations, key=lambda a: a.id)[-1:]:
         if evaluation is not None:
-            ev = _props(evaluation)
+            ev = properties(evaluation)
             result.add("evaluation", "FID", f"{ev.get('fid', float('nan')):.2f} at N={ev.get('num_samples')} "
                                             f"(floor {ev.get('fid_floor', float('nan')):.2f}: real vs real, same N)")
             result.add("evaluation", "KID", f"{ev.get('kid_mean', float('nan')):.4f} ± "
@@ -208,12 +211,12 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
                 result.details["evaluation"] = json.load(open(metrics_path))
     blessing = (inputs.get("ModelBlessing") or [None])[0]
     if blessing is not None:
-        bp = _props(blessing)
+        bp = properties(blessing)
         result.add("blessing", "model blessed", "yes" if bp.get("blessed") == 1 else "no")
         result.add("blessing", "reason", bp.get("reason"))
     infra = (inputs.get("InfraBlessing") or [None])[0]
     if infra is not None:
-        ip = _props(infra)
+        ip = properties(infra)
         result.add("blessing", "infra check", ("passed: " if ip.get("blessed") == 1 else "failed: ")
                    + str(ip.get("reason", "")))
     return result

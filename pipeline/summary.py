@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from pipeline.config import PipelineConfig
-from pipeline.lineage import OUTPUT_EVENTS, _Graph, _props, lineage, open_store
+from pipeline.lineage import OUTPUT_EVENTS, MetadataGraph, lineage, open_store, properties
 
 
 @dataclass
@@ -17,14 +17,14 @@ class RunSummary:
     text: str
 
 
-def _latest(graph: _Graph, kind: str):
+def _latest(graph: MetadataGraph, kind: str):
     executions = [e for e in graph.store.get_executions() if graph.execution_kind(e) == kind]
     return max(executions, key=lambda e: e.id) if executions else None
 
 
 def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> RunSummary:
     store = open_store(os.path.abspath(config.metadata_path))
-    graph = _Graph(store)
+    graph = MetadataGraph(store)
     pusher = _latest(graph, "Pusher")
     lines = []
     if wall_seconds is not None:
@@ -32,27 +32,27 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
     pushed_artifact = None
     if pusher is not None:
         pushed = graph.artifacts_of(pusher.id, OUTPUT_EVENTS).get("PushedModel", [])
-        if pushed and _props(pushed[0]).get("pushed") == 1:
+        if pushed and properties(pushed[0]).get("pushed") == 1:
             pushed_artifact = pushed[0]
     evaluator = _latest(graph, "FidEvaluator")
     unchanged = False
     if pushed_artifact is None and evaluator is not None:
         blessing = graph.artifacts_of(evaluator.id, OUTPUT_EVENTS).get("ModelBlessing", [])
-        unchanged = bool(blessing) and _props(blessing[0]).get("unchanged") == 1
+        unchanged = bool(blessing) and properties(blessing[0]).get("unchanged") == 1
         if unchanged:  # nothing changed since the model was pushed: describe that push
-            earlier = [a for a in store.get_artifacts_by_type("PushedModel") if _props(a).get("pushed") == 1]
+            earlier = [a for a in store.get_artifacts_by_type("PushedModel") if properties(a).get("pushed") == 1]
             pushed_artifact = max(earlier, key=lambda a: a.id) if earlier else None
     if pushed_artifact is None:
         reason = "the pipeline did not reach the Pusher"
         if evaluator is not None:
             blessing = graph.artifacts_of(evaluator.id, OUTPUT_EVENTS).get("ModelBlessing", [])
             if blessing:
-                reason = str(_props(blessing[0]).get("reason", reason))
+                reason = str(properties(blessing[0]).get("reason", reason))
         lines += ["NOT PUSHED: the model was not blessed.", f"  reason: {reason}",
                   f"  details: .venv/bin/dcgan lineage --root {config.root}  (the last pushed model, if any)"]
         return RunSummary(False, None, "\n".join(lines))
 
-    version = str(_props(pushed_artifact).get("pushed_version"))
+    version = str(properties(pushed_artifact).get("pushed_version"))
     info = lineage(os.path.abspath(config.metadata_path), version)
     rows = {(s, f): v for s, f, v in info.rows}
     base = os.path.abspath(config.push_base)

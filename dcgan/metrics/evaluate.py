@@ -14,7 +14,6 @@ the memorisation check against the training images; the baseline model the same 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ import numpy as np
 
 from dcgan import images as imlib
 from dcgan.errors import DataError, DcganError
+from dcgan.fileio import write_json_atomic
 from dcgan.metrics import features as featlib
 from dcgan.metrics import gating, scores
 from dcgan.metrics.inception import DEFAULT_BATCH_SIZE, get_extractor
@@ -253,10 +253,7 @@ def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationCo
 
 
 def _write_json(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, indent=2, sort_keys=True, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:

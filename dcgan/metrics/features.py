@@ -25,6 +25,7 @@ import numpy as np
 from dcgan import images as imlib
 from dcgan import schema
 from dcgan.errors import DataError
+from dcgan.fileio import write_bytes_atomic
 from dcgan.metrics.inception import FeatureExtractor, cache_dir, get_extractor
 
 log = logging.getLogger(__name__)
@@ -246,10 +247,7 @@ def _save_features(path: str, features: np.ndarray, indices: np.ndarray, meta: d
     meta = {"format": CACHE_FORMAT, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     buf = io.BytesIO()
     np.savez(buf, features=features, indices=indices, meta=np.array(json.dumps(meta)))
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 # -- generators ------------------------------------------------------------------------------------------------------

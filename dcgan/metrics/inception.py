@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dcgan.errors import DcganError
+from dcgan.fileio import atomic_write
 from dcgan.metrics import resample as rs
 
 log = logging.getLogger(__name__)
@@ -131,15 +132,6 @@ def convert_torchscript(source: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _write_atomic(path: str, write) -> None:  # noqa: ANN001
-    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
 
 def load_weights(source: str | None = None, cache: str | None = None) -> dict[str, np.ndarray]:
     """The converted weights, from the cache when a verified copy for this source file exists, else converted now
@@ -167,7 +159,11 @@ def load_weights(source: str | None = None, cache: str | None = None) -> dict[st
             log.warning("the cached Inception weights %s are unreadable (%s); converting again", npz, e)
     t0 = time.perf_counter()
     weights = convert_torchscript(source)
-    _write_atomic(npz, lambda tmp: np.savez(open(tmp, "wb"), **weights))  # noqa: SIM115
+    def write_npz(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **weights)
+
+    atomic_write(npz, write_npz)
     meta = {"format": CONVERTED_FORMAT, "source": source, "source_sha1": sha1, "source_sha256": sha256,
             "npz_sha256": _sha256(npz), "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -175,7 +171,7 @@ def load_weights(source: str | None = None, cache: str | None = None) -> dict[st
         with open(tmp, "w") as f:
             json.dump(meta, f, indent=2)
 
-    _write_atomic(meta_path, write_meta)
+    atomic_write(meta_path, write_meta)
     log.info("converted the Inception weights from %s in %.1fs (cached at %s)", source, time.perf_counter() - t0, npz)
     return weights
 

@@ -427,17 +427,16 @@ def create_app(config: StudioConfig, backend: ModelBackend | None = None) -> Fas
 
     @app.post("/api/directions/custom")
     async def custom_direction(request: Request):
-        from dcgan.latent import direction
+        from dcgan.latent import unit_direction
 
         body = await parse_body(request, CustomDirectionBody)
         resolved = await backend.resolve(target_of(body))
         with_z = z_rows(body.with_, "with", resolved, limits.max_group, limits.max_abs_z)
         without_z = z_rows(body.without, "without", resolved, limits.max_group, limits.max_abs_z)
-        raw = with_z.mean(0) - without_z.mean(0)
-        norm = float(np.linalg.norm(raw))
+        vector, norm = unit_direction(with_z, without_z)
         if norm < 1e-6:
             raise _bad("the faces 'with' and 'without' have the same mean z: pick different faces", "with")
-        return envelope(resolved, vector=[float(v) for v in direction(with_z, without_z)], raw_norm=norm,
+        return envelope(resolved, vector=[float(v) for v in vector], raw_norm=norm,
                         counts={"with": len(with_z), "without": len(without_z)})
 
     return app
