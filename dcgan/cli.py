@@ -243,5 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+def entry() -> None:
+    """The console script: `main`, then an exit that survives tensorflow-io's abort at exit (dcgan.fileio)."""
+    from dcgan.fileio import exit_process
+
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -40,3 +40,72 @@ def write_bytes_atomic(path: str, data: bytes) -> str:
             f.write(data)
 
     return atomic_write(path, write)
+
+
+# --- object stores -------------------------------------------------------------------------------------------------
+# Every path the project reads or writes may be local, gs://... or s3://... . TensorFlow reaches them through
+# tf.io.gfile: gs:// is built in; s3:// moved to tensorflow-io in TF 2.6, whose filesystem plugin registers itself when
+# the package is imported, in each process (TFX executors included). An S3-compatible endpoint (MinIO, a loopback
+# test server) is named once, by AWS_ENDPOINT_URL as boto3 and the AWS CLI read it; tensorflow-io's own S3_*
+# variables are derived from it.
+
+REMOTE_SCHEMES = ("gs://", "s3://")
+
+
+def is_remote(path: str) -> bool:
+    """True for object-store URLs (gs://, s3://)."""
+    return str(path).startswith(REMOTE_SCHEMES)
+
+
+def s3_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables tensorflow-io's S3 filesystem reads, derived from AWS_ENDPOINT_URL (values already set win)."""
+    env = os.environ if environ is None else environ
+    derived: dict[str, str] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        derived["S3_ENDPOINT"] = endpoint
+        if endpoint.startswith("http://"):
+            derived["S3_USE_HTTPS"] = "0"
+            derived["S3_VERIFY_SSL"] = "0"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        derived["AWS_REGION"] = region
+    return {k: v for k, v in derived.items() if k not in env}
+
+
+def ensure_filesystem(path: str) -> None:
+    """Make `path`'s scheme usable through tf.io.gfile in this process (idempotent, cheap after the first call)."""
+    if not str(path).startswith("s3://"):
+        return
+    os.environ.update(s3_environment())
+    try:
+        import tensorflow_io  # noqa: F401 - registers the s3:// filesystem with TensorFlow
+    except ImportError as e:  # pragma: no cover - depends on the installed stack
+        raise RuntimeError(f"{path}: s3:// paths need tensorflow-io, which is not installed in this environment "
+                           f"({e})") from e
+
+
+def s3_was_used() -> bool:
+    """Whether this process loaded tensorflow-io's S3 filesystem (see `exit_process`)."""
+    import sys
+
+    return "tensorflow_io" in sys.modules
+
+
+def exit_process(code: int) -> None:
+    """End the process with `code`. After tensorflow-io's S3 filesystem was used, its AWS SDK aborts during C++
+    static destruction ("pure virtual method called", exit 134; tensorflow/io#2039, fixed upstream after 0.37.1,
+    the last release): flush Python's streams and logs, then leave with os._exit so a finished job reports success.
+    Without S3 this is plain `sys.exit`."""
+    import logging
+    import sys
+
+    if not s3_was_used():
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream must not change the exit code
+            pass
+    os._exit(code)

@@ -80,3 +80,35 @@ def tiny_saved_model(tmp_path_factory, tiny_run) -> str:
     from dcgan.export import export_run
 
     return export_run(tiny_run, str(tmp_path_factory.mktemp("export") / "generator"))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server (moto) on loopback for the whole session; see tests/s3_server.py."""
+    from s3_server import s3_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """This process pointed at the loopback S3 server (AWS_ENDPOINT_URL and dummy credentials); returns the server."""
+    for key, value in s3_server.environment.items():
+        monkeypatch.setenv(key, value)
+    return s3_server
+
+
+_exit_status = {"code": 0}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status["code"] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """A session that used s3:// ends through dcgan.fileio.exit_process (tensorflow-io aborts at C++ exit)."""
+    from dcgan import fileio
+
+    if fileio.s3_was_used():
+        fileio.exit_process(_exit_status["code"])
