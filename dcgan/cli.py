@@ -88,6 +88,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise CommandError("--out RUN_DIR is required (or --resume RUN_DIR)", EXIT_USAGE)
         config = TrainConfig().replace(**given).validate()
         trainer = Trainer(config, args.out, progress=not args.no_progress)
+    if trainer.config.fid_every:
+        from dcgan.metrics.hook import training_hooks  # Inception: only when asked
+
+        trainer.hooks += training_hooks(trainer.config, trainer.data, trainer.sample)
     d = trainer.data
     print(f"data: {d.source.description}, {d.num_examples} usable images ({d.mode} mode), "
           f"{len(d.rejected)} skipped", file=sys.stderr)

@@ -241,10 +241,11 @@ def test_trainer_logs_fid_every_k_steps_with_the_hook(image_folder, tmp_path, me
                          log_every=2, sample_every=4, checkpoint_every=4, num_samples=4, fid_every=2,
                          fid_samples=8)
     trainer = Trainer(config, str(tmp_path / "run"), progress=False)
-    from dcgan.metrics.hook import FidHook
+    from dcgan.metrics.hook import FidHook, training_hooks
 
-    hooks = [h for h in trainer.hooks if isinstance(h, FidHook)]
-    assert len(hooks) == 1 and hooks[0].every == 2 and hooks[0].num_samples == 8
+    hooks = training_hooks(trainer.config, trainer.data, trainer.sample)
+    assert len(hooks) == 1 and isinstance(hooks[0], FidHook) and hooks[0].every == 2 and hooks[0].num_samples == 8
+    trainer.hooks += hooks
     trainer.train()
     lines = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
     fid_lines = [x for x in lines if "fid" in x]
@@ -256,6 +257,6 @@ def test_trainer_logs_fid_every_k_steps_with_the_hook(image_folder, tmp_path, me
     from dcgan.metrics.features import array_features
     from dcgan.metrics.inception import get_extractor
 
-    real = array_features(hook.real_images(trainer)).features  # the hook cached them by content
-    fake = get_extractor()(hook.generated_images(trainer))
+    real = array_features(hook.real_images).features  # the hook cached them by content
+    fake = get_extractor()(hook.generated_images())
     assert scores.fid_from_features(fake, real) == pytest.approx(fid_lines[-1]["fid"], rel=1e-4)

@@ -106,7 +106,7 @@ def resolve_model_path(path: str) -> str:
     serving = os.path.join(path, SERVING_SUBDIR)
     if os.path.isfile(os.path.join(serving, "saved_model.pb")):
         return serving
-    from dcgan.train import is_run_dir
+    from dcgan.run import is_run_dir
 
     if is_run_dir(path):
         return path
