@@ -22,6 +22,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.ingest.config import IngestConfig, IngestError
+from dcgan import faces
+from dcgan import images as imlib
 from dcgan.config import ConfigError, ModelConfig, TrainConfig
 
 PRESETS = ("smoke", "quick", "full")
@@ -31,13 +34,30 @@ INGEST_MODES = ("align", "center-crop", "none")
 
 @dataclass(frozen=True)
 class IngestSettings:
-    """FaceExampleGen parameters (image size comes from train.model.size)."""
+    """FaceExampleGen parameters: every field of `components.ingest.config.IngestConfig` except `source` (the
+    pipeline's `data`) and `size` (train.model.size), with its defaults; see that class for what each one means."""
 
-    mode: str = "center-crop"
-    crop_size: int = 0  # 0 = the largest central square
+    mode: str = faces.CENTER_CROP
+    crop_size: int = 0  # 0 = the largest central square (IngestConfig's None)
+    margin: float = faces.DEFAULT_MARGIN  # align mode
+    face: str = "largest"  # align mode
+    min_confidence: float = 0.9  # align mode
+    min_face_size: int = 32  # align mode
+    detect_size: int = 256  # align mode
     eval_ratio: float = 0.1
     seed: int = 0
+    max_pixels: int = imlib.DEFAULT_MAX_PIXELS
+    attributes_file: str | None = None  # None = look for list_attr_celeba.txt beside the source; "" = no labels
     records_per_shard: int = 10_000
+    preview_count: int = 64
+    detection_batch: int = 16
+    worker_threads: int = 0
+
+    def component_args(self) -> dict[str, Any]:
+        """FaceExampleGen's keyword arguments (besides source and size)."""
+        args = dataclasses.asdict(self)
+        args["crop_size"] = self.crop_size or None
+        return args
 
 
 @dataclass(frozen=True)
@@ -131,6 +151,8 @@ class PipelineConfig:
             raise ConfigError(f"preset={self.preset!r} is not one of {PRESETS}")
         if not self.data:
             raise ConfigError("data is empty: pass --data SOURCE (a folder, a zip, a glob or avatars:N:SEED)")
+        if not self.root:
+            raise ConfigError("root is empty: pass --root DIR (artifacts and metadata.sqlite live under it)")
         if not self.name or any(c in self.name for c in "/ "):
             raise ConfigError(f"name={self.name!r} must be non-empty without '/' or spaces")
         if not self.model_name or any(c in self.model_name for c in "/. "):
@@ -140,6 +162,10 @@ class PipelineConfig:
         if not 0 < self.ingest.eval_ratio < 1:
             raise ConfigError(f"ingest.eval_ratio={self.ingest.eval_ratio} must be in (0, 1): evaluation needs "
                               "an eval split")
+        try:
+            IngestConfig(source=self.data, size=self.train.model.size, **self.ingest.component_args()).validate()
+        except IngestError as e:
+            raise ConfigError(f"ingest: {e}") from e
         if self.beam.runner not in BEAM_RUNNERS:
             raise ConfigError(f"beam.runner={self.beam.runner!r} is not one of {BEAM_RUNNERS}")
         if self.beam.workers < 0:

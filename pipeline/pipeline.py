@@ -25,10 +25,8 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
     from components.ingest.component import FaceExampleGen
 
     config.validate()
-    ingest = FaceExampleGen(
-        source=config.data, size=config.train.model.size, mode=config.ingest.mode,
-        crop_size=config.ingest.crop_size or None, eval_ratio=config.ingest.eval_ratio, seed=config.ingest.seed,
-        records_per_shard=config.ingest.records_per_shard, fingerprint_source=not for_kubeflow)
+    ingest = FaceExampleGen(source=config.data, size=config.train.model.size, fingerprint_source=not for_kubeflow,
+                            **config.ingest.component_args())
 
     trainer = tfx.components.Trainer(
         run_fn="components.trainer_module.run_fn",
