@@ -22,9 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.ingest.config import IngestConfig, IngestError
-from dcgan import faces
-from dcgan import images as imlib
+from components.ingest.config import IngestConfig, IngestError, IngestSettings
 from dcgan.cli_args import is_settable, parse_value, type_name
 from dcgan.config import ConfigError, ModelConfig, TrainConfig
 from dcgan.directions import DirectionsConfig
@@ -33,34 +31,6 @@ from dcgan.metrics.config import EvaluationConfig
 PRESETS = ("smoke", "quick", "full")
 BEAM_RUNNERS = ("direct", "multiprocess", "dask")
 INGEST_MODES = ("align", "center-crop", "none")
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    """FaceExampleGen parameters: every field of `components.ingest.config.IngestConfig` except `source` (the
-    pipeline's `data`) and `size` (train.model.size), with its defaults; see that class for what each one means."""
-
-    mode: str = faces.CENTER_CROP
-    crop_size: int = 0  # 0 = the largest central square (IngestConfig's None)
-    margin: float = faces.DEFAULT_MARGIN  # align mode
-    face: str = "largest"  # align mode
-    min_confidence: float = 0.9  # align mode
-    min_face_size: int = 32  # align mode
-    detect_size: int = 256  # align mode
-    eval_ratio: float = 0.1
-    seed: int = 0
-    max_pixels: int = imlib.DEFAULT_MAX_PIXELS
-    attributes_file: str | None = None  # None = look for list_attr_celeba.txt beside the source; "" = no labels
-    records_per_shard: int = 10_000
-    preview_count: int = 64
-    detection_batch: int = 16
-    worker_threads: int = 0
-
-    def component_args(self) -> dict[str, Any]:
-        """FaceExampleGen's keyword arguments (besides source and size)."""
-        args = dataclasses.asdict(self)
-        args["crop_size"] = self.crop_size or None
-        return args
 
 
 @dataclass(frozen=True)
@@ -175,7 +145,7 @@ class PipelineConfig:
             raise ConfigError(f"ingest.eval_ratio={self.ingest.eval_ratio} must be in (0, 1): evaluation needs "
                               "an eval split")
         try:
-            IngestConfig(source=self.data, size=self.train.model.size, **self.ingest.component_args()).validate()
+            IngestConfig(source=self.data, size=self.train.model.size, **dataclasses.asdict(self.ingest)).validate()
         except IngestError as e:
             raise ConfigError(f"ingest: {e}") from e
         if self.beam.runner not in BEAM_RUNNERS:

@@ -9,6 +9,7 @@ Pipelines V2 compiler.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from pipeline.config import PipelineConfig
@@ -26,7 +27,7 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
 
     config.validate()
     ingest = FaceExampleGen(source=config.data, size=config.train.model.size, fingerprint_source=not for_kubeflow,
-                            **config.ingest.component_args())
+                            **dataclasses.asdict(config.ingest))
 
     trainer = tfx.components.Trainer(
         run_fn="components.trainer_module.run_fn",

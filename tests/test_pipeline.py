@@ -239,11 +239,12 @@ def test_every_ingest_setting_reaches_the_example_gen_component(tmp_path):
             props["attributes_file"]) == ("align", 0.3, 0.8, 320, 1_000_000, str(attributes))
     assert (props["face"], props["min_face_size"], props["detection_batch"], props["worker_threads"],
             props["preview_count"]) == ("central", 20, 4, 1, 8)
-    # The defaults are the component's own.
+    # The defaults are the component's own, and "off" is None there too.
     defaults = IngestSettings()
     for f in dataclasses.fields(IngestConfig):
-        if f.name not in ("source", "size", "crop_size"):
+        if f.name not in ("source", "size"):
             assert getattr(defaults, f.name) == f.default, f.name
+    assert preset("full").override(["ingest.crop_size=none"]).ingest.crop_size is None
 
 
 def test_bad_ingest_settings_are_refused_when_the_config_is_validated():
