@@ -18,18 +18,17 @@ Outputs:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import sys
-import typing
 from typing import Any
 
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, channel, component_spec, standard_artifacts
 from tfx.types.artifact import Artifact
 
+from components.parameters import from_exec_properties, parameter_types, typed_values
 from dcgan.metrics import evaluate as evallib
 from dcgan.metrics.config import EvaluationConfig
 
@@ -46,20 +45,9 @@ class FidEvaluation(Artifact):
     TYPE_NAME = "dcgan.FidEvaluation"
 
 
-def _parameter_types() -> dict[str, tuple[type, bool]]:
-    """Execution parameter → (type, optional): every `EvaluationConfig` field (optional where it may be None), plus
-    the split names."""
-    out: dict[str, tuple[type, bool]] = {}
-    hints = typing.get_type_hints(EvaluationConfig)
-    for f in dataclasses.fields(EvaluationConfig):
-        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-        out[f.name] = (args[0], True) if args else (hints[f.name], False)
-    out.update(eval_split=(str, False), train_split=(str, False))
-    return out
-
-
-_PARAMETERS = _parameter_types()
-_SPLITS = ("eval_split", "train_split")
+# Execution parameters: every EvaluationConfig field (optional where it may be None), plus the split names.
+_SETTINGS = parameter_types(EvaluationConfig)
+_PARAMETERS = {**_SETTINGS, "eval_split": (str, False), "train_split": (str, False)}
 
 
 class FidEvaluatorSpec(component_spec.ComponentSpec):
@@ -78,9 +66,7 @@ class FidEvaluatorSpec(component_spec.ComponentSpec):
 
 def config_from_exec_properties(exec_properties: dict[str, Any]) -> EvaluationConfig:
     """The EvaluationConfig an execution was given (parameters TFX left out take EvaluationConfig's defaults)."""
-    return EvaluationConfig(**{name: exec_properties.get(name) for name in _PARAMETERS
-                               if name not in _SPLITS and (name in exec_properties or _PARAMETERS[name][1])}
-                            ).validate()
+    return EvaluationConfig(**from_exec_properties(exec_properties, _SETTINGS)).validate()
 
 
 def _metric_properties(result: evallib.EvaluationResult) -> dict[str, float | int | str]:
@@ -190,13 +176,11 @@ class FidEvaluator(base_component.BaseComponent):
     def __init__(self, model: channel.BaseChannel, examples: channel.BaseChannel,
                  baseline_model: channel.BaseChannel | None = None, eval_split: str = "eval",
                  train_split: str = "train", **settings: Any):
-        unknown = sorted(set(settings) - set(_PARAMETERS))
+        unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
-            raise TypeError(f"FidEvaluator got unknown setting(s) {unknown}; EvaluationConfig has "
-                            f"{sorted(set(_PARAMETERS) - set(_SPLITS))}")
+            raise TypeError(f"FidEvaluator got unknown setting(s) {unknown}; EvaluationConfig has {sorted(_SETTINGS)}")
         config = EvaluationConfig(**settings).validate()  # fail at pipeline construction, not at run time
-        params = {name: (None if value is None else _PARAMETERS[name][0](value))
-                  for name, value in config.to_dict().items()}
+        params = typed_values(config.to_dict(), _SETTINGS)
         spec = FidEvaluatorSpec(
             model=model, examples=examples, baseline_model=baseline_model,
             blessing=channel.Channel(type=standard_artifacts.ModelBlessing),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import typing
 from typing import Any
 
 from tfx.components.util import examples_utils
@@ -27,6 +26,7 @@ from tfx.types.artifact import Artifact
 from components.ingest import pipeline as ingest
 from components.ingest import sources as sourcelib
 from components.ingest.config import IngestConfig, IngestSettings
+from components.parameters import from_exec_properties, parameter_types, typed_values
 from dcgan import schema
 
 log = logging.getLogger(__name__)
@@ -38,20 +38,10 @@ class IngestReport(Artifact):
     TYPE_NAME = "dcgan.IngestReport"  # namespaced: the Kubeflow V2 compiler requires it for custom types
 
 
-def _parameter_types() -> dict[str, tuple[type, bool]]:
-    """Execution parameter → (type, optional): every `IngestConfig` field (optional where it may be None), plus
-    `source_fingerprint`, which is no IngestConfig field: it is there so that a change in the source's files
-    changes the execution's cache key."""
-    out: dict[str, tuple[type, bool]] = {}
-    hints = typing.get_type_hints(IngestConfig)
-    for f in dataclasses.fields(IngestConfig):
-        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-        out[f.name] = (args[0], True) if args else (hints[f.name], False)
-    out["source_fingerprint"] = (str, True)
-    return out
-
-
-_PARAMETERS = _parameter_types()
+# Execution parameters: every IngestConfig field (optional where it may be None), plus `source_fingerprint`, which is
+# no IngestConfig field: it is there so that a change in the source's files changes the execution's cache key.
+_SETTINGS = parameter_types(IngestConfig)
+_PARAMETERS = {**_SETTINGS, "source_fingerprint": (str, True)}
 
 
 class FaceExampleGenSpec(component_spec.ComponentSpec):
@@ -65,9 +55,7 @@ class FaceExampleGenSpec(component_spec.ComponentSpec):
 
 
 def config_from_exec_properties(exec_properties: dict[str, Any]) -> IngestConfig:
-    fields = {name: exec_properties.get(name) for name in _PARAMETERS
-              if name != "source_fingerprint" and (name in exec_properties or _PARAMETERS[name][1])}
-    return IngestConfig(**fields).validate()
+    return IngestConfig(**from_exec_properties(exec_properties, _SETTINGS)).validate()
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -135,8 +123,7 @@ class FaceExampleGen(base_beam_component.BaseBeamComponent):
         unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(IngestSettings)})
         if unknown:
             raise TypeError(f"FaceExampleGen got unknown setting(s) {unknown}; see components.ingest.config")
-        typed = {name: (value if value is None else _PARAMETERS[name][0](value)) for name, value in settings.items()}
-        config = IngestConfig(source=source, size=size, **typed).validate()
+        config = IngestConfig(source=source, size=size, **typed_values(settings, _SETTINGS)).validate()
         attributes_file = config.attributes_file
         fingerprint = None
         if fingerprint_source and _is_local(source):
