@@ -117,7 +117,10 @@ def walk_gif(sampler: Sampler, seeds: list[int], keyframes: int, steps: int, out
              ncols: int | None = None) -> dict:
     """An animated GIF: each of the `seeds` starts a slerp walk through `keyframes` further random points and back;
     all walks play side by side as a grid."""
-    rng = np.random.default_rng(seeds[0] if seeds else 0)
+    if not seeds or fps <= 0 or keyframes < 0 or steps < 2:
+        raise ValueError(f"walk_gif needs seeds, fps > 0, keyframes >= 0 and steps >= 2 (got {len(seeds)} seeds, "
+                         f"fps={fps}, keyframes={keyframes}, steps={steps})")
+    rng = np.random.default_rng(seeds[0])
     walks = []
     for s in seeds:
         points = [latent.z_from_seeds([s], sampler.z_dim)[0]]
