@@ -432,6 +432,28 @@ def test_malformed_bodies_wrong_content_types_and_unknown_paths(api):
     assert error(api.get("/api/status?version=x"), 400)["field"] == "version"
 
 
+BAD_QUERIES = [
+    ({"version": "²"}, "version"),                # str.isdigit() is True, int() refuses it
+    ({"version": "9" * 40}, "version"),           # beyond int64: the model server cannot be asked for it
+    ({"version": str(2**63)}, "version"),
+    ({"version": "-1"}, "version"),
+    ({"version": "1.5"}, "version"),
+    ({"model": "../etc"}, "model"),
+    ({"label": "x" * 200}, "label"),
+    ({"label": "stable", "version": "1"}, "version"),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["/api/status", "/api/directions"])
+@pytest.mark.parametrize("query,field", BAD_QUERIES, ids=[f"{k}={str(v)[:12]}" for q, _ in BAD_QUERIES
+                                                        for k, v in list(q.items())[-1:]])
+def test_bad_query_parameters_are_a_400_naming_the_parameter(api, endpoint, query, field):
+    e = error(api.get(endpoint, params=query), 400)
+    assert e["field"] == field and field in e["message"], e
+    latest = ok(api.get(endpoint, params={"version": "", "label": ""}))  # empty = not given: the latest version
+    assert latest.get("serving", latest)["version"] == 2
+
+
 def test_unknown_model_label_or_version_is_reported_by_name(api):
     e = error(api.post("/api/generate", json={"model": "nope"}), 404)
     assert e["code"] == "model_not_found" and "nope" in e["message"]
