@@ -485,11 +485,9 @@ def test_model_server_down_is_a_503_with_a_clear_message(tmp_path):
     with studio_client(server=dead) as client:
         for call in (lambda: client.post("/api/generate", json={"n": 2}), lambda: client.get("/api/status"),
                      lambda: client.get("/api/directions"), lambda: client.post("/api/images", json={"z": Z})):
-            started = time.monotonic()
-            e = error(call(), 503)
+            e = error(call(), 503)  # how fast: bench/behaviour_timings.py
             assert e["code"] == "model_server_unavailable" and dead in e["message"], e
             assert "dcgan serve" in e["message"] and e["server"] == dead
-            assert time.monotonic() - started < 5, "reporting a dead model server took too long"
         assert client.get("/").status_code == 200 and ok(client.get("/api/config"))["server"] == dead
 
 
