@@ -516,6 +516,11 @@ def test_config_is_validated_and_binds_loopback_by_default(tmp_path):
         StudioConfig(server="nowhere").validate()
     with pytest.raises(ValueError, match="--model-base-path .* is not a directory"):
         StudioConfig(model_base_path=str(tmp_path / "missing")).validate()
+    for value in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="--timeout must be a positive number of seconds"):
+            StudioConfig(timeout_s=value).validate()
+    with pytest.raises(ValueError, match="--cache-faces must be >= 0"):
+        StudioConfig(cache_faces=-1).validate()
     with StudioServer(StudioConfig(port=0)) as first:
         assert first.url.startswith("http://127.0.0.1:")
         with pytest.raises(StudioServerError, match="cannot listen on 127.0.0.1:.*pick another --port"):
