@@ -350,6 +350,10 @@ def test_page_and_static_files_are_served_with_a_strict_content_security_policy(
     paths = ok(api.get("/api/openapi.json"))["paths"]
     assert {"/api/generate", "/api/images", "/api/interpolate", "/api/arithmetic", "/api/move", "/api/directions",
             "/api/directions/custom", "/api/status", "/api/config", "/api/stats"} <= set(paths)
+    generate = paths["/api/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"seed", "n", "model", "label", "version"} <= set(generate["properties"])  # typed request models
+    assert "with" in paths["/api/directions/custom"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "properties"]
     assert api.get("/api/docs").status_code == 404  # FastAPI's Swagger UI loads from a CDN: not offered
 
 

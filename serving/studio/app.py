@@ -229,6 +229,12 @@ def json_body(model: type[B]) -> Callable[[Request], Awaitable[B]]:
     return dependency
 
 
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI requestBody of a route whose body is parsed by json_body(model)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema(by_alias=True)}}}}
+
+
 def _name(value: str | None, field: str) -> str | None:
     if value is None or value == "":
         return value
@@ -301,7 +307,7 @@ async def get_stats(backend: Backend) -> dict[str, Any]:
     return backend.stats()
 
 
-@router.post("/generate")
+@router.post("/generate", openapi_extra=body_schema(GenerateBody))
 async def generate(body: Annotated[GenerateBody, Depends(json_body(GenerateBody))], backend: Backend,
                    limits: RequestLimits) -> dict[str, Any]:
     check_range("n", body.n, 1, limits.max_faces)
@@ -310,7 +316,7 @@ async def generate(body: Annotated[GenerateBody, Depends(json_body(GenerateBody)
     return envelope(resolved, faces=[f.as_dict() for f in faces])
 
 
-@router.post("/images")
+@router.post("/images", openapi_extra=body_schema(ImagesBody))
 async def images(body: Annotated[ImagesBody, Depends(json_body(ImagesBody))], backend: Backend,
                  limits: RequestLimits) -> dict[str, Any]:
     target = target_of(backend, body)
@@ -320,7 +326,7 @@ async def images(body: Annotated[ImagesBody, Depends(json_body(ImagesBody))], ba
     return envelope(resolved, faces=[f.as_dict() for f in faces])
 
 
-@router.post("/interpolate")
+@router.post("/interpolate", openapi_extra=body_schema(InterpolateBody))
 async def interpolate(body: Annotated[InterpolateBody, Depends(json_body(InterpolateBody))], backend: Backend,
                       limits: RequestLimits) -> dict[str, Any]:
     check_range("steps", body.steps, 2, limits.max_steps)
@@ -336,7 +342,7 @@ async def interpolate(body: Annotated[InterpolateBody, Depends(json_body(Interpo
                     frames=[{"t": round(float(ti), 6), **f.as_dict()} for ti, f in zip(t, frames)])
 
 
-@router.post("/arithmetic")
+@router.post("/arithmetic", openapi_extra=body_schema(ArithmeticBody))
 async def arithmetic(body: Annotated[ArithmeticBody, Depends(json_body(ArithmeticBody))], backend: Backend,
                      limits: RequestLimits) -> dict[str, Any]:
     from dcgan.latent import arithmetic as latent_arithmetic
@@ -360,7 +366,7 @@ async def arithmetic(body: Annotated[ArithmeticBody, Depends(json_body(Arithmeti
                     result=faces[3].as_dict(), variations=[f.as_dict() for f in faces[4:]])
 
 
-@router.post("/move")
+@router.post("/move", openapi_extra=body_schema(MoveBody))
 async def move(body: Annotated[MoveBody, Depends(json_body(MoveBody))], backend: Backend,
                limits: RequestLimits) -> dict[str, Any]:
     if len(body.moves) > limits.max_moves:
@@ -409,7 +415,7 @@ async def directions(backend: Backend, target: QueryTarget) -> dict[str, Any]:
     return out
 
 
-@router.post("/directions/custom")
+@router.post("/directions/custom", openapi_extra=body_schema(CustomDirectionBody))
 async def custom_direction(body: Annotated[CustomDirectionBody, Depends(json_body(CustomDirectionBody))],
                            backend: Backend, limits: RequestLimits) -> dict[str, Any]:
     from dcgan.latent import unit_direction
