@@ -502,8 +502,8 @@ def test_studio_comes_back_when_the_model_server_starts(studio_model, tmp_path):
     with studio_client(server=f"127.0.0.1:{port}") as client:
         assert error(client.post("/api/generate", json={"n": 1}), 503)["code"] == "model_server_unavailable"
         with running_server(port=port, rest_api_port=0, model_name=MODEL, model_base_path=base):
-            deadline = time.monotonic() + 10
-            while True:  # the studio's channel reconnects within about a second
+            deadline = time.monotonic() + 60  # a bound on the wait, not a speed claim (about a second when quiet)
+            while True:  # the studio's channel reconnects by itself
                 r = client.post("/api/generate", json={"n": 1})
                 if r.status_code == 200 or time.monotonic() > deadline:
                     break
