@@ -194,7 +194,7 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     sampler = visualize.load_sampler(args.source, use_ema=not args.no_ema)
     out = args.out or {"gif": "walk.gif"}.get(args.mode, f"{args.mode}.png")
     if args.mode == "grid":
-        visualize.sample(sampler, len(args.seeds), args.seeds[0], out)
+        visualize.sample(sampler, len(args.seeds), args.seeds[0], out, seeds=args.seeds)
     elif args.mode == "interpolate":
         visualize.interpolation_strips(sampler, args.seeds, args.steps, out, args.method)
     elif args.mode == "sweep":
