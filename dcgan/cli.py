@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -105,11 +106,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="generate N faces from a run or SavedModel (grid and/or files; seeds recorded)")
     p.add_argument("source", help="run directory or exported SavedModel directory")
-    p.add_argument("--n", type=int, default=64, help="number of faces (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="first seed; faces use seeds seed..seed+n-1 (default 0)")
+    p.add_argument("--n", type=_int_in(1), default=64, help="number of faces (default 64)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
+                   help="first seed; faces use seeds seed..seed+n-1 (default 0)")
     p.add_argument("--out", default="samples.png", help="grid PNG (default samples.png; '' for none)")
     p.add_argument("--files", metavar="DIR", help="also write one PNG per face into DIR")
-    p.add_argument("--cols", type=int, help="grid columns")
+    p.add_argument("--cols", type=_int_in(1), help="grid columns")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
     p.add_argument("--checkpoint", help="a specific checkpoint prefix instead of the latest")
     p.set_defaults(func=_cmd_sample)
@@ -126,11 +128,45 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_SEED = 2**63 - 1
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high (argparse names the flag in its usage error, exit code 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from e
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"must name at least one seed, got {text!r}")
+    if not all(0 <= s <= MAX_SEED for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be between 0 and {MAX_SEED}, got {text!r}")
+    return seeds
 
 
 def _add_visualize(sub) -> None:
@@ -141,13 +177,13 @@ def _add_visualize(sub) -> None:
     p.add_argument("--mode", choices=("grid", "interpolate", "gif", "sweep"), default="interpolate")
     p.add_argument("--out", help="output file (PNG; .gif for --mode gif)")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4, 5, 6, 7], help="comma-separated seeds")
-    p.add_argument("--steps", type=int, default=10, help="frames per strip / sweep / walk segment")
+    p.add_argument("--steps", type=_int_in(2), default=10, help="frames per strip / sweep / walk segment")
     p.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
-    p.add_argument("--dim", type=int, default=0, help="sweep: the z dimension to vary")
-    p.add_argument("--low", type=float, default=-2.0)
-    p.add_argument("--high", type=float, default=2.0)
-    p.add_argument("--keyframes", type=int, default=3, help="gif: random points each walk visits")
-    p.add_argument("--fps", type=int, default=12)
+    p.add_argument("--dim", type=_int_in(0), default=0, help="sweep: the z dimension to vary")
+    p.add_argument("--low", type=_finite_float, default=-2.0)
+    p.add_argument("--high", type=_finite_float, default=2.0)
+    p.add_argument("--keyframes", type=_int_in(0), default=3, help="gif: random points each walk visits")
+    p.add_argument("--fps", type=_int_in(1, 100), default=12, help="gif: frames per second (1-100)")
     p.add_argument("--no-ema", action="store_true")
     p.set_defaults(func=_cmd_visualize)
 
@@ -156,12 +192,13 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     from dcgan import visualize
 
-    if args.steps < 2:
-        raise CommandError("--steps must be at least 2", EXIT_USAGE)
+    if args.mode == "interpolate" and len(args.seeds) % 2:
+        raise CommandError(f"--seeds: interpolate needs pairs of seeds (a,b[,c,d...]), got {len(args.seeds)}",
+                           EXIT_USAGE)
     sampler = visualize.load_sampler(args.source, use_ema=not args.no_ema)
     out = args.out or {"gif": "walk.gif"}.get(args.mode, f"{args.mode}.png")
     if args.mode == "grid":
-        visualize.sample(sampler, len(args.seeds), args.seeds[0], out)
+        visualize.sample(sampler, len(args.seeds), args.seeds[0], out, seeds=args.seeds)
     elif args.mode == "interpolate":
         visualize.interpolation_strips(sampler, args.seeds, args.steps, out, args.method)
     elif args.mode == "sweep":

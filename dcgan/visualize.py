@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,12 +61,16 @@ def _write_record(path: str, record: dict) -> str:
 
 
 def sample(sampler: Sampler, n: int, seed: int, out: str, files_dir: str | None = None,
-           ncols: int | None = None) -> dict:
-    """Generate faces for seeds seed..seed+n-1; write a grid PNG (and one PNG per face when `files_dir`), plus a JSON
-    record of the seeds beside the grid. Returns the record."""
-    if n <= 0:
-        raise ValueError(f"n={n} must be positive")
-    seeds = list(range(seed, seed + n))
+           ncols: int | None = None, seeds: Sequence[int] | None = None) -> dict:
+    """Generate faces for seeds seed..seed+n-1 (or exactly `seeds`, when given); write a grid PNG (and one PNG per
+    face when `files_dir`), plus a JSON record of the seeds beside the grid. Returns the record."""
+    if seeds is None:
+        if n <= 0:
+            raise ValueError(f"n={n} must be positive")
+        seeds = list(range(seed, seed + n))
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("no seeds to sample")
     z = latent.z_from_seeds(seeds, sampler.z_dim)
     images = imlib.to_uint8(sampler(z))
     record = {"source": sampler.description, "seeds": seeds, "z_from_seed": "tf.random.stateless_normal(seed=[s, 0])"}
@@ -117,7 +121,10 @@ def walk_gif(sampler: Sampler, seeds: list[int], keyframes: int, steps: int, out
              ncols: int | None = None) -> dict:
     """An animated GIF: each of the `seeds` starts a slerp walk through `keyframes` further random points and back;
     all walks play side by side as a grid."""
-    rng = np.random.default_rng(seeds[0] if seeds else 0)
+    if not seeds or fps <= 0 or keyframes < 0 or steps < 2:
+        raise ValueError(f"walk_gif needs seeds, fps > 0, keyframes >= 0 and steps >= 2 (got {len(seeds)} seeds, "
+                         f"fps={fps}, keyframes={keyframes}, steps={steps})")
+    rng = np.random.default_rng(seeds[0])
     walks = []
     for s in seeds:
         points = [latent.z_from_seeds([s], sampler.z_dim)[0]]

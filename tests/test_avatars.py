@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
-import time
 
 import numpy as np
 import pytest
@@ -16,10 +15,8 @@ from dcgan import images as imlib
 
 @pytest.fixture(scope="module")
 def avatar_set():
-    """96 avatars of seed 0 at 64×64 (and how long they took)."""
-    start = time.perf_counter()
-    images, labels = avatars.avatar_array(96, seed=0, size=64)
-    return images, labels, (time.perf_counter() - start) / 96
+    """96 avatars of seed 0 at 64×64 (their render time is measured by bench/behaviour_timings.py)."""
+    return avatars.avatar_array(96, seed=0, size=64)
 
 
 def _hex_to_rgb(colour: str) -> np.ndarray:
@@ -43,7 +40,7 @@ def test_a_set_is_a_prefix_of_a_larger_set_and_seeds_differ():
 
 
 def test_every_avatar_has_every_label_and_flags_agree_with_parts(avatar_set):
-    _, labels, _ = avatar_set
+    _, labels = avatar_set
     for a in labels:
         assert set(a) == set(avatars.ATTRIBUTE_NAMES)
         assert all(isinstance(v, str) and v for v in a.values())
@@ -57,7 +54,7 @@ def test_every_avatar_has_every_label_and_flags_agree_with_parts(avatar_set):
 
 
 def test_the_set_is_varied(avatar_set):
-    images, labels, _ = avatar_set
+    images, labels = avatar_set
     assert len({hashlib.sha256(img.tobytes()).hexdigest() for img in images}) == len(images), "duplicate avatars"
     for name, at_least in [("hair", 20), ("skin", 6), ("eyes", 6), ("mouth", 8), ("background", 6)]:
         seen = len({a[name] for a in labels})
@@ -67,7 +64,7 @@ def test_the_set_is_varied(avatar_set):
 
 
 def test_head_is_centred_and_fills_the_frame(avatar_set, artifacts_dir):
-    images, labels, _ = avatar_set
+    images, labels = avatar_set
     imlib.save_image(imlib.make_grid(images[:64], 8), os.path.join(artifacts_dir, "avatars_64.png"))
     for img, a in zip(images, labels, strict=True):
         skin = _hex_to_rgb(avatars._SKIN[a["skin"]])
@@ -83,13 +80,12 @@ def test_head_is_centred_and_fills_the_frame(avatar_set, artifacts_dir):
         assert foreground[:, 0].mean() < 0.9 or foreground[:, -1].mean() < 0.9, "some background on the sides"
 
 
-def test_renders_at_32_and_64_quickly(avatar_set, artifacts_dir):
-    _, _, per_avatar_64 = avatar_set
+def test_renders_at_32_and_64(avatar_set, artifacts_dir):
+    large, _ = avatar_set
+    assert large.shape == (96, 64, 64, 3) and large.dtype == np.uint8
     small, _ = avatars.avatar_array(16, seed=0, size=32)
     assert small.shape == (16, 32, 32, 3) and small.dtype == np.uint8
     imlib.save_image(imlib.make_grid(small, 8), os.path.join(artifacts_dir, "avatars_32.png"))
-    print(f"avatar render: {per_avatar_64 * 1000:.1f} ms per 64x64 avatar")
-    assert per_avatar_64 < 0.1, f"{per_avatar_64 * 1000:.0f} ms per avatar (about 7 ms on a quiet 2-core machine)"
 
 
 @pytest.mark.parametrize("source, expected", [("avatars:10", (10, 0)), ("avatars:2000:7", (2000, 7)),

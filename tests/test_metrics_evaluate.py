@@ -220,16 +220,13 @@ def test_dcgan_fid_between_two_image_folders(tmp_path, capsys, metrics_cache):  
 def test_dcgan_help_lists_the_metrics_commands_without_loading_tensorflow():
     import subprocess
     import sys
-    import time
 
-    t = time.perf_counter()
     code = ("import sys; from dcgan.cli import build_parser; build_parser().parse_args(['fid', '--help'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "PATH_A" in proc.stdout and "--save-stats" in proc.stdout
     check = subprocess.run([sys.executable, "-c", "import sys; from dcgan.cli import build_parser; build_parser(); "
                             "print('tensorflow' in sys.modules)"], capture_output=True, text=True)
     assert check.stdout.strip().endswith("False"), check.stdout + check.stderr
-    assert time.perf_counter() - t < 60
 
 
 # -- the training hook -------------------------------------------------------------------------------------------------

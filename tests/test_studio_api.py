@@ -350,6 +350,10 @@ def test_page_and_static_files_are_served_with_a_strict_content_security_policy(
     paths = ok(api.get("/api/openapi.json"))["paths"]
     assert {"/api/generate", "/api/images", "/api/interpolate", "/api/arithmetic", "/api/move", "/api/directions",
             "/api/directions/custom", "/api/status", "/api/config", "/api/stats"} <= set(paths)
+    generate = paths["/api/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"seed", "n", "model", "label", "version"} <= set(generate["properties"])  # typed request models
+    assert "with" in paths["/api/directions/custom"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "properties"]
     assert api.get("/api/docs").status_code == 404  # FastAPI's Swagger UI loads from a CDN: not offered
 
 
@@ -432,6 +436,28 @@ def test_malformed_bodies_wrong_content_types_and_unknown_paths(api):
     assert error(api.get("/api/status?version=x"), 400)["field"] == "version"
 
 
+BAD_QUERIES = [
+    ({"version": "²"}, "version"),                # str.isdigit() is True, int() refuses it
+    ({"version": "9" * 40}, "version"),           # beyond int64: the model server cannot be asked for it
+    ({"version": str(2**63)}, "version"),
+    ({"version": "-1"}, "version"),
+    ({"version": "1.5"}, "version"),
+    ({"model": "../etc"}, "model"),
+    ({"label": "x" * 200}, "label"),
+    ({"label": "stable", "version": "1"}, "version"),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["/api/status", "/api/directions"])
+@pytest.mark.parametrize("query,field", BAD_QUERIES, ids=[f"{k}={str(v)[:12]}" for q, _ in BAD_QUERIES
+                                                        for k, v in list(q.items())[-1:]])
+def test_bad_query_parameters_are_a_400_naming_the_parameter(api, endpoint, query, field):
+    e = error(api.get(endpoint, params=query), 400)
+    assert e["field"] == field and field in e["message"], e
+    latest = ok(api.get(endpoint, params={"version": "", "label": ""}))  # empty = not given: the latest version
+    assert latest.get("serving", latest)["version"] == 2
+
+
 def test_unknown_model_label_or_version_is_reported_by_name(api):
     e = error(api.post("/api/generate", json={"model": "nope"}), 404)
     assert e["code"] == "model_not_found" and "nope" in e["message"]
@@ -463,11 +489,9 @@ def test_model_server_down_is_a_503_with_a_clear_message(tmp_path):
     with studio_client(server=dead) as client:
         for call in (lambda: client.post("/api/generate", json={"n": 2}), lambda: client.get("/api/status"),
                      lambda: client.get("/api/directions"), lambda: client.post("/api/images", json={"z": Z})):
-            started = time.monotonic()
-            e = error(call(), 503)
+            e = error(call(), 503)  # how fast: bench/behaviour_timings.py
             assert e["code"] == "model_server_unavailable" and dead in e["message"], e
             assert "dcgan serve" in e["message"] and e["server"] == dead
-            assert time.monotonic() - started < 5, "reporting a dead model server took too long"
         assert client.get("/").status_code == 200 and ok(client.get("/api/config"))["server"] == dead
 
 
@@ -478,8 +502,8 @@ def test_studio_comes_back_when_the_model_server_starts(studio_model, tmp_path):
     with studio_client(server=f"127.0.0.1:{port}") as client:
         assert error(client.post("/api/generate", json={"n": 1}), 503)["code"] == "model_server_unavailable"
         with running_server(port=port, rest_api_port=0, model_name=MODEL, model_base_path=base):
-            deadline = time.monotonic() + 10
-            while True:  # the studio's channel reconnects within about a second
+            deadline = time.monotonic() + 60  # a bound on the wait, not a speed claim (about a second when quiet)
+            while True:  # the studio's channel reconnects by itself
                 r = client.post("/api/generate", json={"n": 1})
                 if r.status_code == 200 or time.monotonic() > deadline:
                     break
@@ -496,6 +520,11 @@ def test_config_is_validated_and_binds_loopback_by_default(tmp_path):
         StudioConfig(server="nowhere").validate()
     with pytest.raises(ValueError, match="--model-base-path .* is not a directory"):
         StudioConfig(model_base_path=str(tmp_path / "missing")).validate()
+    for value in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="--timeout must be a positive number of seconds"):
+            StudioConfig(timeout_s=value).validate()
+    with pytest.raises(ValueError, match="--cache-faces must be >= 0"):
+        StudioConfig(cache_faces=-1).validate()
     with StudioServer(StudioConfig(port=0)) as first:
         assert first.url.startswith("http://127.0.0.1:")
         with pytest.raises(StudioServerError, match="cannot listen on 127.0.0.1:.*pick another --port"):

@@ -86,6 +86,17 @@ def _beam_args(args: argparse.Namespace, dask_address: str | None) -> list[str]:
     return beam_args
 
 
+def local_dask_cluster(workers: int):
+    """A local Dask cluster of `workers` single-threaded processes; scheduler, dashboard and workers listen on
+    127.0.0.1 only (distributed's dashboard default is every interface)."""
+    from distributed import LocalCluster
+
+    # distributed logs its cluster chatter at INFO; keep it to the level the user asked for (default WARNING)
+    logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0")
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from dcgan.cli import CommandError, quiet_tensorflow
 
@@ -116,12 +127,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     try:
         address = args.dask_address
         if args.runner == "dask" and not address:
-            from distributed import LocalCluster
-
-            # distributed logs its cluster chatter at INFO; keep it to the level the user asked for (default WARNING)
-            logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
-            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0")
+            cluster = local_dask_cluster(args.workers)
             address = cluster.scheduler_address
             config = IngestConfig(**{**config.to_dict(), "worker_threads": max(1, local_cores() // args.workers)})
         report = run_ingest(config, args.out, beam_pipeline_args=_beam_args(args, address), overwrite=args.force)

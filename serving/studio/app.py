@@ -30,17 +30,19 @@ import logging
 import math
 import os
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.studio.backend import ModelBackend, Resolved, StudioError, Target
-from serving.studio.config import NAME_PATTERN, StudioConfig
+from serving.studio.config import NAME_PATTERN, Limits, StudioConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +50,22 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
                            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 ARITHMETIC_FORMULA = "mean(A) - mean(B) + mean(C)"
+MAX_VERSION = 2**63 - 1  # model versions are int64 on the wire
+Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
 
 
 # -- request bodies ----------------------------------------------------------------------------------------------------
+# One z (a list of z_dim numbers) or a list of them. Its length and values depend on the version that answers, so
+# they are checked after the target is resolved (z_rows), with messages that name the version's z_dim.
+ZInput = list[Any]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str | None = Field(None, max_length=128)
     label: str | None = Field(None, max_length=128)
-    version: int | None = Field(None, ge=0, le=2**63 - 1)
+    version: Version | None = None
 
 
 class GenerateBody(_Body):
@@ -65,20 +74,20 @@ class GenerateBody(_Body):
 
 
 class ImagesBody(_Body):
-    z: Any
+    z: ZInput
 
 
 class InterpolateBody(_Body):
-    z0: Any
-    z1: Any
+    z0: ZInput
+    z1: ZInput
     steps: int = 8
     method: str = "slerp"
 
 
 class ArithmeticBody(_Body):
-    a: Any
-    b: Any
-    c: Any
+    a: ZInput
+    b: ZInput
+    c: ZInput
     variations: int = 0
     noise: float = Field(0.25, allow_inf_nan=False)
     seed: int = 0
@@ -88,18 +97,18 @@ class Move(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     direction: str | None = Field(None, max_length=128)
-    vector: Any = None
+    vector: ZInput | None = None
     amount: float = Field(allow_inf_nan=False)
 
 
 class MoveBody(_Body):
-    z: Any
+    z: ZInput
     moves: list[Move]
 
 
 class CustomDirectionBody(_Body):
-    with_: Any = Field(alias="with")
-    without: Any
+    with_: ZInput = Field(alias="with")
+    without: ZInput
 
 
 # -- validation helpers ------------------------------------------------------------------------------------------------
@@ -127,7 +136,7 @@ def _number(value: Any, where: str, max_abs: float) -> float:
     return float(value)
 
 
-def z_rows(value: Any, field: str, resolved: Resolved, max_rows: int, max_abs: float,
+def z_rows(value: list[Any], field: str, resolved: Resolved, max_rows: int, max_abs: float,
            allow_single: bool = True) -> np.ndarray:
     """A JSON z (one vector, or a list of vectors) → float32 [N, z_dim], with a clear message for every way it
     can be wrong."""
@@ -169,7 +178,27 @@ def _pydantic_message(error: ValidationError) -> tuple[str, str | None, list[dic
     return first["message"], first["field"], details
 
 
-async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+def _pydantic_message(error: ValidationError | RequestValidationError,
+                      drop_prefix: tuple[str, ...] = ()) -> tuple[str, str | None, list[dict]]:
+    details = []
+    for e in error.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in drop_prefix)
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown field {loc!r}"
+        elif e["type"] == "missing":
+            msg = f"{loc} is required"
+        else:
+            msg = f"{loc}: {e['msg']}"
+        details.append({"field": loc, "message": msg})
+    first = details[0] if details else {"field": None, "message": "invalid request"}
+    return first["message"], first["field"], details
+
+
+B = TypeVar("B", bound=BaseModel)
+
+
+async def parse_body(request: Request, model: type[B]) -> B:
+    """The JSON object body of `request` as `model`: 415 unless JSON, 400 with the first offending field."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise StudioError(415, "unsupported_media_type",
@@ -191,6 +220,21 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raise error from None
 
 
+def json_body(model: type[B]) -> Callable[[Request], Awaitable[B]]:
+    """A dependency that parses the request body as `model` (parse_body's errors, not FastAPI's 422)."""
+
+    async def dependency(request: Request) -> B:
+        return await parse_body(request, model)
+
+    return dependency
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI requestBody of a route whose body is parsed by json_body(model)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema(by_alias=True)}}}}
+
+
 def _name(value: str | None, field: str) -> str | None:
     if value is None or value == "":
         return value
@@ -199,13 +243,241 @@ def _name(value: str | None, field: str) -> str | None:
     return value
 
 
-# -- the app -----------------------------------------------------------------------------------------------------------
-class BodyLimit:
-    """ASGI middleware: reads a request body up to `max_bytes` (413 JSON error beyond), then replays it; adds the
-    security headers (the page loads nothing from other origins: CSP 'self')."""
+# -- dependencies ------------------------------------------------------------------------------------------------------
+def _backend(request: Request) -> ModelBackend:
+    return request.app.state.backend
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+
+def _config(request: Request) -> StudioConfig:
+    return request.app.state.config
+
+
+def _limits(request: Request) -> Limits:
+    return request.app.state.config.limits
+
+
+Backend = Annotated[ModelBackend, Depends(_backend)]
+Config = Annotated[StudioConfig, Depends(_config)]
+RequestLimits = Annotated[Limits, Depends(_limits)]
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def target_of_query(backend: Backend,
+                    model: Annotated[str | None, Query(max_length=128)] = None,
+                    label: Annotated[str | None, Query(max_length=128)] = None,
+                    version: Annotated[Version | None, BeforeValidator(_empty_is_none), Query()] = None) -> Target:
+    """`?model=&label=&version=` → a Target (an empty value means "not given"; `label=` asks for the latest)."""
+    return backend.target(_name(model or None, "model"), _name(label, "label"), version, label is not None)
+
+
+QueryTarget = Annotated[Target, Depends(target_of_query)]
+
+
+def target_of(backend: ModelBackend, body: _Body) -> Target:
+    label_given = "label" in body.model_fields_set
+    return backend.target(_name(body.model, "model"), _name(body.label, "label"), body.version, label_given)
+
+
+def envelope(resolved: Resolved, **fields: Any) -> dict[str, Any]:
+    return {**resolved.as_dict(), **fields}
+
+
+# -- the API -----------------------------------------------------------------------------------------------------------
+router = APIRouter(prefix="/api")
+
+
+@router.get("/config")
+async def get_config(config: Config) -> dict[str, Any]:
+    return {"server": config.server, "model": config.model, "label": config.label, "labels": list(config.labels),
+            "limits": config.limits.as_dict(), "arithmetic": ARITHMETIC_FORMULA,
+            "directions": {"model_base_path": config.model_base_path, "file": config.directions_file}}
+
+
+@router.get("/status")
+async def get_status(backend: Backend, config: Config, target: QueryTarget) -> dict[str, Any]:
+    status = await backend.status(target)
+    return {"server": config.server, "reachable": True, "model": target.model, "label": target.label, **status}
+
+
+@router.get("/stats")
+async def get_stats(backend: Backend) -> dict[str, Any]:
+    return backend.stats()
+
+
+@router.post("/generate", openapi_extra=body_schema(GenerateBody))
+async def generate(body: Annotated[GenerateBody, Depends(json_body(GenerateBody))], backend: Backend,
+                   limits: RequestLimits) -> dict[str, Any]:
+    check_range("n", body.n, 1, limits.max_faces)
+    check_range("seed", body.seed, 0, limits.max_seed)
+    resolved, faces = await backend.generate(target_of(backend, body), list(range(body.seed, body.seed + body.n)))
+    return envelope(resolved, faces=[f.as_dict() for f in faces])
+
+
+@router.post("/images", openapi_extra=body_schema(ImagesBody))
+async def images(body: Annotated[ImagesBody, Depends(json_body(ImagesBody))], backend: Backend,
+                 limits: RequestLimits) -> dict[str, Any]:
+    target = target_of(backend, body)
+    resolved = await backend.resolve(target)
+    z = z_rows(body.z, "z", resolved, limits.max_faces, limits.max_abs_z)
+    resolved, faces = await backend.images(target, z)
+    return envelope(resolved, faces=[f.as_dict() for f in faces])
+
+
+@router.post("/interpolate", openapi_extra=body_schema(InterpolateBody))
+async def interpolate(body: Annotated[InterpolateBody, Depends(json_body(InterpolateBody))], backend: Backend,
+                      limits: RequestLimits) -> dict[str, Any]:
+    check_range("steps", body.steps, 2, limits.max_steps)
+    if body.method not in ("slerp", "lerp"):
+        raise _bad(f"method must be 'slerp' or 'lerp', got {body.method!r}", "method")
+    target = target_of(backend, body)
+    resolved = await backend.resolve(target)
+    z0 = z_rows(body.z0, "z0", resolved, 1, limits.max_abs_z)[0]
+    z1 = z_rows(body.z1, "z1", resolved, 1, limits.max_abs_z)[0]
+    resolved, frames = await backend.interpolate(target, z0, z1, body.steps, body.method)
+    t = np.linspace(0.0, 1.0, body.steps)
+    return envelope(resolved, method=body.method, steps=body.steps,
+                    frames=[{"t": round(float(ti), 6), **f.as_dict()} for ti, f in zip(t, frames)])
+
+
+@router.post("/arithmetic", openapi_extra=body_schema(ArithmeticBody))
+async def arithmetic(body: Annotated[ArithmeticBody, Depends(json_body(ArithmeticBody))], backend: Backend,
+                     limits: RequestLimits) -> dict[str, Any]:
+    from dcgan.latent import arithmetic as latent_arithmetic
+
+    check_range("variations", body.variations, 0, limits.max_variations)
+    check_range("noise", body.noise, 0.0, 2.0)
+    check_range("seed", body.seed, 0, limits.max_seed)
+    target = target_of(backend, body)
+    resolved = await backend.resolve(target)
+    groups = {name: z_rows(getattr(body, name), name, resolved, limits.max_group, limits.max_abs_z)
+              for name in ("a", "b", "c")}
+    means = np.stack([groups[n].mean(0) for n in ("a", "b", "c")]).astype(np.float32)
+    result = latent_arithmetic(groups["a"], groups["b"], groups["c"])
+    # The paper's figure: uniform noise of ±0.25 added to the result vector gives the neighbouring samples.
+    noise = np.random.default_rng(body.seed).uniform(-body.noise, body.noise,
+                                                     (body.variations, resolved.z_dim)).astype(np.float32)
+    rows = np.concatenate([means, result[None], result[None] + noise])
+    resolved, faces = await backend.images(target, rows)
+    return envelope(resolved, formula=ARITHMETIC_FORMULA, counts={n: len(g) for n, g in groups.items()},
+                    means={n: faces[i].as_dict() for i, n in enumerate(("a", "b", "c"))},
+                    result=faces[3].as_dict(), variations=[f.as_dict() for f in faces[4:]])
+
+
+@router.post("/move", openapi_extra=body_schema(MoveBody))
+async def move(body: Annotated[MoveBody, Depends(json_body(MoveBody))], backend: Backend,
+               limits: RequestLimits) -> dict[str, Any]:
+    if len(body.moves) > limits.max_moves:
+        raise _bad(f"moves has {len(body.moves)} entries; at most {limits.max_moves}", "moves")
+    target = target_of(backend, body)
+    resolved = await backend.resolve(target)
+    z = z_rows(body.z, "z", resolved, 1, limits.max_abs_z)[0].astype(np.float64)
+    named: dict[str, Any] | None = None
+    note = ""
+    applied = []
+    for i, m in enumerate(body.moves):
+        check_range(f"moves[{i}].amount", m.amount, -limits.max_amount, limits.max_amount)
+        if (m.direction is None) == (m.vector is None):
+            raise _bad(f"moves[{i}] needs either 'direction' (a name from /api/directions) or 'vector'", "moves")
+        if m.direction is not None:
+            if named is None:
+                found = backend.directions(resolved)
+                named = found["document"]["attributes"] if found["available"] else {}
+                note = found["note"]
+            if m.direction not in named:
+                known = ", ".join(sorted(named)) or f"none ({note})"
+                raise StudioError(400, "unknown_direction", f"moves[{i}].direction {m.direction!r} is not a "
+                                  f"direction of version {resolved.version}; known: {known}", "moves")
+            vector = np.asarray(named[m.direction]["vector"], np.float64)
+        else:
+            vector = z_rows(m.vector, f"moves[{i}].vector", resolved, 1, limits.max_abs_z)[0].astype(np.float64)
+        z = z + m.amount * vector
+        applied.append({"direction": m.direction or "custom", "amount": m.amount})
+    resolved, faces = await backend.images(target, z.astype(np.float32)[None])
+    return envelope(resolved, moves=applied, **faces[0].as_dict())
+
+
+@router.get("/directions")
+async def directions(backend: Backend, target: QueryTarget) -> dict[str, Any]:
+    resolved = await backend.resolve(target)
+    found = backend.directions(resolved)
+    out = envelope(resolved, available=found["available"], source=found["source"], path=found["path"],
+                   note=found["note"], directions=[], amount_range=[-3.0, 3.0])
+    if found["available"]:
+        doc = found["document"]
+        top = max([abs(float(a)) for a in doc.get("amounts", [])] + [1.0])
+        out.update(amount_range=[-top, top], method=doc.get("method"), created_at=doc.get("created_at"),
+                   classifier=doc.get("classifier"), data=doc.get("data"),
+                   directions=[{"name": name, **{k: v for k, v in entry.items() if k != "vector"}}
+                               for name, entry in doc["attributes"].items()])
+    return out
+
+
+@router.post("/directions/custom", openapi_extra=body_schema(CustomDirectionBody))
+async def custom_direction(body: Annotated[CustomDirectionBody, Depends(json_body(CustomDirectionBody))],
+                           backend: Backend, limits: RequestLimits) -> dict[str, Any]:
+    from dcgan.latent import unit_direction
+
+    resolved = await backend.resolve(target_of(backend, body))
+    with_z = z_rows(body.with_, "with", resolved, limits.max_group, limits.max_abs_z)
+    without_z = z_rows(body.without, "without", resolved, limits.max_group, limits.max_abs_z)
+    vector, norm = unit_direction(with_z, without_z)
+    if norm < 1e-6:
+        raise _bad("the faces 'with' and 'without' have the same mean z: pick different faces", "with")
+    return envelope(resolved, vector=[float(v) for v in vector], raw_norm=norm,
+                    counts={"with": len(with_z), "without": len(without_z)})
+
+
+# -- the page ----------------------------------------------------------------------------------------------------------
+page = APIRouter()
+
+
+@page.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers={"Cache-Control": "no-cache"})
+
+
+# -- errors ------------------------------------------------------------------------------------------------------------
+async def studio_error(request: Request, e: StudioError) -> JSONResponse:
+    body = e.as_dict()
+    if getattr(e, "details", None):
+        body["error"]["details"] = e.details
+    if e.status >= 500:
+        body["error"]["server"] = request.app.state.config.server
+    return JSONResponse(body, e.status)
+
+
+async def query_error(request: Request, e: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 for a bad query parameter, in the studio's error format: 400 naming the parameter."""
+    message, field, details = _pydantic_message(e, drop_prefix=("query", "path", "header", "cookie"))
+    error = _bad(message, field)
+    error.details = details
+    return await studio_error(request, error)
+
+
+async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+    message = {404: f"no such page or endpoint: {request.url.path}",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(e.status_code, str(e.detail))
+    return JSONResponse({"error": {"code": code, "message": message}}, e.status_code)
+
+
+async def internal_error(request: Request, e: Exception) -> JSONResponse:
+    log.exception("studio: %s %s failed", request.method, request.url.path)
+    return JSONResponse({"error": {"code": "internal_error", "message": f"{type(e).__name__}: {e}"}}, 500)
+
+
+# -- middleware --------------------------------------------------------------------------------------------------------
+class SecurityHeaders:
+    """ASGI middleware: the page loads nothing from other origins (CSP 'self'), no sniffing, no referrer."""
+
+    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+               (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())]
+
+    def __init__(self, app, **_: Any):
+        self.app = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -213,18 +485,25 @@ class BodyLimit:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                            (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())]
-                message = {**message, "headers": headers}
+                message = {**message, "headers": list(message.get("headers", [])) + self.HEADERS}
             await send(message)
 
-        if scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send_with_headers)
+        return await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """ASGI middleware: reads a request body up to `max_bytes` (413 JSON error beyond), then replays it."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
         too_large = StudioError(413, "body_too_large", f"the request body is larger than {self.max_bytes} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send_with_headers)
+                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send)
         body, more = b"", True
         while more:
             message = await receive()
@@ -233,7 +512,7 @@ class BodyLimit:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
-                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send_with_headers)
+                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send)
         replayed = False
 
         async def replay():
@@ -243,14 +522,14 @@ class BodyLimit:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        return await self.app(scope, replay, send_with_headers)
+        return await self.app(scope, replay, send)
 
 
+# -- the app -----------------------------------------------------------------------------------------------------------
 def create_app(config: StudioConfig, backend: ModelBackend | None = None) -> FastAPI:
     """The studio ASGI app. `app.state.backend` is its ModelBackend (closed on shutdown)."""
     config = config.validate()
     backend = backend or ModelBackend(config)
-    limits = config.limits
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -262,182 +541,13 @@ def create_app(config: StudioConfig, backend: ModelBackend | None = None) -> Fas
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.backend = backend
     app.state.config = config
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
-
-    @app.exception_handler(StudioError)
-    async def studio_error(request: Request, e: StudioError):
-        body = e.as_dict()
-        if getattr(e, "details", None):
-            body["error"]["details"] = e.details
-        if e.status >= 500:
-            body["error"]["server"] = config.server
-        return JSONResponse(body, e.status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, e: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        message = {404: f"no such page or endpoint: {request.url.path}",
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(e.status_code, str(e.detail))
-        return JSONResponse({"error": {"code": code, "message": message}}, e.status_code)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, e: Exception):
-        log.exception("studio: %s %s failed", request.method, request.url.path)
-        return JSONResponse({"error": {"code": "internal_error", "message": f"{type(e).__name__}: {e}"}}, 500)
-
-    def target_of(body: _Body) -> Target:
-        label_given = "label" in body.model_fields_set
-        return backend.target(_name(body.model, "model"), _name(body.label, "label"), body.version, label_given)
-
-    def target_of_query(request: Request) -> Target:
-        q = request.query_params
-        version = q.get("version")
-        if version not in (None, "") and not version.isdigit():
-            raise _bad(f"version must be a non-negative integer, got {version!r}", "version")
-        return backend.target(_name(q.get("model") or None, "model"), _name(q.get("label"), "label"),
-                              int(version) if version else None, "label" in q)
-
-    def envelope(resolved: Resolved, **fields) -> dict[str, Any]:
-        return {**resolved.as_dict(), **fields}
-
-    # -- page ---------------------------------------------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
-    async def index():
-        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers={"Cache-Control": "no-cache"})
-
+    app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # added last = outermost: the 413 answers carry the headers too
+    app.add_exception_handler(StudioError, studio_error)
+    app.add_exception_handler(RequestValidationError, query_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
+    app.include_router(router)
+    app.include_router(page)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    # -- API ----------------------------------------------------------------------------------------------------------
-    @app.get("/api/config")
-    async def get_config():
-        return {"server": config.server, "model": config.model, "label": config.label, "labels": list(config.labels),
-                "limits": limits.as_dict(), "arithmetic": ARITHMETIC_FORMULA,
-                "directions": {"model_base_path": config.model_base_path, "file": config.directions_file}}
-
-    @app.get("/api/status")
-    async def get_status(request: Request):
-        target = target_of_query(request)
-        status = await backend.status(target)
-        return {"server": config.server, "reachable": True, "model": target.model, "label": target.label, **status}
-
-    @app.get("/api/stats")
-    async def get_stats():
-        return backend.stats()
-
-    @app.post("/api/generate")
-    async def generate(request: Request):
-        body = await parse_body(request, GenerateBody)
-        check_range("n", body.n, 1, limits.max_faces)
-        check_range("seed", body.seed, 0, limits.max_seed)
-        resolved, faces = await backend.generate(target_of(body), list(range(body.seed, body.seed + body.n)))
-        return envelope(resolved, faces=[f.as_dict() for f in faces])
-
-    @app.post("/api/images")
-    async def images(request: Request):
-        body = await parse_body(request, ImagesBody)
-        target = target_of(body)
-        resolved = await backend.resolve(target)
-        z = z_rows(body.z, "z", resolved, limits.max_faces, limits.max_abs_z)
-        resolved, faces = await backend.images(target, z)
-        return envelope(resolved, faces=[f.as_dict() for f in faces])
-
-    @app.post("/api/interpolate")
-    async def interpolate(request: Request):
-        body = await parse_body(request, InterpolateBody)
-        check_range("steps", body.steps, 2, limits.max_steps)
-        if body.method not in ("slerp", "lerp"):
-            raise _bad(f"method must be 'slerp' or 'lerp', got {body.method!r}", "method")
-        target = target_of(body)
-        resolved = await backend.resolve(target)
-        z0 = z_rows(body.z0, "z0", resolved, 1, limits.max_abs_z)[0]
-        z1 = z_rows(body.z1, "z1", resolved, 1, limits.max_abs_z)[0]
-        resolved, frames = await backend.interpolate(target, z0, z1, body.steps, body.method)
-        t = np.linspace(0.0, 1.0, body.steps)
-        return envelope(resolved, method=body.method, steps=body.steps,
-                        frames=[{"t": round(float(ti), 6), **f.as_dict()} for ti, f in zip(t, frames)])
-
-    @app.post("/api/arithmetic")
-    async def arithmetic(request: Request):
-        from dcgan.latent import arithmetic as latent_arithmetic
-
-        body = await parse_body(request, ArithmeticBody)
-        check_range("variations", body.variations, 0, limits.max_variations)
-        check_range("noise", body.noise, 0.0, 2.0)
-        check_range("seed", body.seed, 0, limits.max_seed)
-        target = target_of(body)
-        resolved = await backend.resolve(target)
-        groups = {name: z_rows(getattr(body, name), name, resolved, limits.max_group, limits.max_abs_z)
-                  for name in ("a", "b", "c")}
-        means = np.stack([groups[n].mean(0) for n in ("a", "b", "c")]).astype(np.float32)
-        result = latent_arithmetic(groups["a"], groups["b"], groups["c"])
-        # The paper's figure: uniform noise of ±0.25 added to the result vector gives the neighbouring samples.
-        noise = np.random.default_rng(body.seed).uniform(-body.noise, body.noise,
-                                                         (body.variations, resolved.z_dim)).astype(np.float32)
-        rows = np.concatenate([means, result[None], result[None] + noise])
-        resolved, faces = await backend.images(target, rows)
-        return envelope(resolved, formula=ARITHMETIC_FORMULA, counts={n: len(g) for n, g in groups.items()},
-                        means={n: faces[i].as_dict() for i, n in enumerate(("a", "b", "c"))},
-                        result=faces[3].as_dict(), variations=[f.as_dict() for f in faces[4:]])
-
-    @app.post("/api/move")
-    async def move(request: Request):
-        body = await parse_body(request, MoveBody)
-        if len(body.moves) > limits.max_moves:
-            raise _bad(f"moves has {len(body.moves)} entries; at most {limits.max_moves}", "moves")
-        target = target_of(body)
-        resolved = await backend.resolve(target)
-        z = z_rows(body.z, "z", resolved, 1, limits.max_abs_z)[0].astype(np.float64)
-        named = None
-        applied = []
-        for i, m in enumerate(body.moves):
-            check_range(f"moves[{i}].amount", m.amount, -limits.max_amount, limits.max_amount)
-            if (m.direction is None) == (m.vector is None):
-                raise _bad(f"moves[{i}] needs either 'direction' (a name from /api/directions) or 'vector'", "moves")
-            if m.direction is not None:
-                if named is None:
-                    found = backend.directions(resolved)
-                    named = found["document"]["attributes"] if found["available"] else {}
-                    note = found["note"]
-                if m.direction not in named:
-                    known = ", ".join(sorted(named)) or f"none ({note})"
-                    raise StudioError(400, "unknown_direction", f"moves[{i}].direction {m.direction!r} is not a "
-                                      f"direction of version {resolved.version}; known: {known}", "moves")
-                vector = np.asarray(named[m.direction]["vector"], np.float64)
-            else:
-                vector = z_rows(m.vector, f"moves[{i}].vector", resolved, 1, limits.max_abs_z)[0].astype(np.float64)
-            z = z + m.amount * vector
-            applied.append({"direction": m.direction or "custom", "amount": m.amount})
-        resolved, faces = await backend.images(target, z.astype(np.float32)[None])
-        return envelope(resolved, moves=applied, **faces[0].as_dict())
-
-    @app.get("/api/directions")
-    async def directions(request: Request):
-        resolved = await backend.resolve(target_of_query(request))
-        found = backend.directions(resolved)
-        out = envelope(resolved, available=found["available"], source=found["source"], path=found["path"],
-                       note=found["note"], directions=[], amount_range=[-3.0, 3.0])
-        if found["available"]:
-            doc = found["document"]
-            top = max([abs(float(a)) for a in doc.get("amounts", [])] + [1.0])
-            out.update(amount_range=[-top, top], method=doc.get("method"), created_at=doc.get("created_at"),
-                       classifier=doc.get("classifier"), data=doc.get("data"),
-                       directions=[{"name": name, **{k: v for k, v in entry.items() if k != "vector"}}
-                                   for name, entry in doc["attributes"].items()])
-        return out
-
-    @app.post("/api/directions/custom")
-    async def custom_direction(request: Request):
-        from dcgan.latent import unit_direction
-
-        body = await parse_body(request, CustomDirectionBody)
-        resolved = await backend.resolve(target_of(body))
-        with_z = z_rows(body.with_, "with", resolved, limits.max_group, limits.max_abs_z)
-        without_z = z_rows(body.without, "without", resolved, limits.max_group, limits.max_abs_z)
-        vector, norm = unit_direction(with_z, without_z)
-        if norm < 1e-6:
-            raise _bad("the faces 'with' and 'without' have the same mean z: pick different faces", "with")
-        return envelope(resolved, vector=[float(v) for v in vector], raw_norm=norm,
-                        counts={"with": len(with_z), "without": len(without_z)})
-
     return app
-

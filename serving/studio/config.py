@@ -4,6 +4,7 @@ Light: standard library only, so the CLI can build it without importing TensorFl
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -59,8 +60,14 @@ class StudioConfig:
             raise ValueError(f"--model-base-path {self.model_base_path!r} is not a directory")
         if self.directions_file is not None and not os.path.isfile(self.directions_file):
             raise ValueError(f"--directions {self.directions_file!r} is not a file")
-        if self.timeout_s <= 0 or self.resolve_ttl_s < 0 or self.batch_window_ms < 0:
-            raise ValueError("timeouts and windows must be positive")
-        if self.cache_faces < 0 or self.batch_max_rows < 1:
-            raise ValueError("cache size must be >= 0 and batch_max_rows >= 1")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError(f"--timeout must be a positive number of seconds, got {self.timeout_s}")
+        if not (math.isfinite(self.resolve_ttl_s) and self.resolve_ttl_s >= 0):
+            raise ValueError(f"resolve_ttl_s must be a finite number >= 0, got {self.resolve_ttl_s}")
+        if not (math.isfinite(self.batch_window_ms) and self.batch_window_ms >= 0):
+            raise ValueError(f"batch_window_ms must be a finite number >= 0, got {self.batch_window_ms}")
+        if self.cache_faces < 0:
+            raise ValueError(f"--cache-faces must be >= 0, got {self.cache_faces}")
+        if self.batch_max_rows < 1:
+            raise ValueError(f"batch_max_rows must be >= 1, got {self.batch_max_rows}")
         return self
