@@ -153,6 +153,14 @@ class ModelServer:
             reason = "the address is in use or not local"
         if not port:
             raise ServingError(Code.UNAVAILABLE, f"cannot listen on {address} for gRPC: {reason}")
+        if o.grpc_socket_path:
+            unix = f"unix:{o.grpc_socket_path}"
+            try:
+                bound = server.add_insecure_port(unix)
+            except RuntimeError as e:
+                raise ServingError(Code.UNAVAILABLE, f"cannot listen on {unix} for gRPC: {e}") from e
+            if not bound:
+                raise ServingError(Code.UNAVAILABLE, f"cannot listen on {unix} for gRPC")
         server.start()
         self._grpc_server, self.grpc_port = server, port
         log.info("Running gRPC ModelServer at %s ...", _grpc_address(o.host, port))

@@ -122,8 +122,15 @@ def _fill(out: np.ndarray, values, n: int, zero) -> None:
         out[k:] = values[k - 1]
 
 
+# The typed value field TF's Tensor::AsProtoField fills for each dtype (what TF Serving puts in a PredictResponse).
+_VALUE_FIELDS = {DT_FLOAT: "float_val", DT_DOUBLE: "double_val", DT_INT32: "int_val", DT_UINT8: "int_val",
+                 DT_INT16: "int_val", DT_INT8: "int_val", DT_UINT16: "int_val", DT_INT64: "int64_val",
+                 DT_BOOL: "bool_val", DT_UINT32: "uint32_val", DT_UINT64: "uint64_val"}
+
+
 def ndarray_to_tensor_proto(array: np.ndarray, dtype: int | None = None):
-    """numpy → TensorProto (numeric data in `tensor_content`, strings in `string_val`; tf.make_ndarray reads both)."""
+    """numpy → TensorProto with the values in the typed fields (`float_val`, `int64_val`, `string_val`, ...), as TF
+    Serving writes responses (Tensor::AsProtoField): clients read `outputs['y'].float_val` or `tf.make_ndarray`."""
     from tensorflow.core.framework import tensor_pb2
 
     array = np.asarray(array)
@@ -133,8 +140,10 @@ def ndarray_to_tensor_proto(array: np.ndarray, dtype: int | None = None):
         proto.tensor_shape.dim.add(size=d)
     if dtype == DT_STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.ravel())
+    elif dtype == DT_HALF:
+        proto.half_val.extend(np.asarray(array, dtype=np.float16).view(np.uint16).ravel().tolist())
     else:
-        proto.tensor_content = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[dtype].newbyteorder("<")).tobytes()
+        getattr(proto, _VALUE_FIELDS[dtype]).extend(np.asarray(array, dtype=NUMPY_DTYPES[dtype]).ravel().tolist())
     return proto
 
 
