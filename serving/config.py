@@ -328,16 +328,6 @@ def parse_batching_parameters(path: str | None) -> BatchingOptions:
     return BatchingOptions(**values).validate()
 
 
-def format_batching_parameters(options: BatchingOptions) -> str:
-    msg = _message("BatchingParameters")
-    msg.max_batch_size.value = options.max_batch_size
-    msg.batch_timeout_micros.value = options.batch_timeout_micros
-    msg.max_enqueued_batches.value = options.max_enqueued_batches
-    msg.num_batch_threads.value = options.threads
-    msg.allowed_batch_sizes.extend(options.allowed_batch_sizes)
-    return text_format.MessageToString(msg)
-
-
 def parse_monitoring_config(path: str) -> str | None:
     """`--monitoring_config_file` → the Prometheus path, or None when `prometheus_config.enable` is false."""
     msg = _parse_text_file(path, _message("MonitoringConfig"))

@@ -115,18 +115,11 @@ class ModelServer:
         return self
 
     def _configure_tensorflow(self) -> None:
-        o = self.options
-        if not (o.tensorflow_intra_op_parallelism or o.tensorflow_inter_op_parallelism):
-            return
-        import tensorflow as tf
+        from dcgan.runtime import configure_tf_threads
 
-        try:
-            if o.tensorflow_intra_op_parallelism:
-                tf.config.threading.set_intra_op_parallelism_threads(o.tensorflow_intra_op_parallelism)
-            if o.tensorflow_inter_op_parallelism:
-                tf.config.threading.set_inter_op_parallelism_threads(o.tensorflow_inter_op_parallelism)
-        except RuntimeError as e:
-            log.warning("TensorFlow is already initialised in this process; thread settings ignored (%s)", e)
+        o = self.options
+        if not configure_tf_threads(o.tensorflow_intra_op_parallelism, o.tensorflow_inter_op_parallelism):
+            log.warning("TensorFlow is already initialised in this process; thread settings ignored")
 
     def _start_grpc(self) -> None:
         import grpc
