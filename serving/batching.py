@@ -4,9 +4,10 @@ One queue per (model version, signature); a shared pool of `num_batch_threads` t
 of any queue. A batch is ready when it is full (`max_batch_size` rows), or when `batch_timeout_micros` has passed
 since its first task arrived (0 = as soon as a thread is free, TF Serving's recommended CPU setting). Requests are
 concatenated along dimension 0, padded up to the next `allowed_batch_sizes` entry by repeating the first row, run
-once, and the outputs are split back. The rules and error messages are TF Serving's: every input needs a batch
-dimension and the same 0th-dimension size, a request may not exceed `max_batch_size`, and a queue holding
-`max_enqueued_batches` batches refuses new work with UNAVAILABLE (load shedding instead of unbounded latency).
+once, and the outputs are split back; if a merged batch fails, its requests are run one by one so that only the
+offending request gets the error. The rules and error messages are TF Serving's: every input needs a batch dimension
+and the same 0th-dimension size, a request may not exceed `max_batch_size`, and a queue holding `max_enqueued_batches`
+batches refuses new work with UNAVAILABLE (load shedding instead of unbounded latency).
 """
 
 from __future__ import annotations
@@ -219,6 +220,15 @@ class SharedBatchScheduler:
             if self.on_batch is not None:
                 self.on_batch(queue.name, size, padded)
         except BaseException as e:  # noqa: BLE001 - every waiting request must get an answer
+            if len(tasks) > 1 and isinstance(e, ServingError):
+                # One request's bad values (a NaN z caught by an in-graph check) must not fail the requests merged
+                # with it: run each task on its own, so only the offending one gets the error. (Beyond TF Serving,
+                # whose BatchingSession fails the whole batch.)
+                log.info("a merged batch of %d requests on %s failed (%s); running them one by one", len(tasks),
+                         queue.name, e.message)
+                for t in tasks:
+                    self._run([t], queue)
+                return
             if not isinstance(e, ServingError):
                 log.exception("batch of %s failed", queue.name)
             for t in tasks:

@@ -44,6 +44,7 @@ _SERVE_FLAGS = [
     ("rest_api_enable_cors_support", _bool, "add CORS headers to REST responses"),
     ("grpc_max_threads", int, "threads running gRPC requests (0 = max(32, 4 x CPUs))"),
     ("grpc_channel_arguments", str, "comma-separated key=value gRPC server arguments"),
+    ("grpc_socket_path", str, "also serve the gRPC API on this Unix domain socket (e.g. /tmp/tf-serving.sock)"),
     ("max_request_bytes", int, "largest request accepted: gRPC message / REST body (not a TF Serving flag)"),
     ("monitoring_config_file", str, "MonitoringConfig text proto (prometheus_config { enable: true path: ... })"),
     ("metrics_path", str, "Prometheus page on the REST port; '' disables it (not a TF Serving flag)"),

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 
+from dcgan.fileio import ensure_filesystem, is_remote
 from serving.errors import Code, ServingError, invalid_argument
 from serving.options import DEFAULT_PROMETHEUS_PATH
 
@@ -42,16 +43,17 @@ def parse_model_server_config(text: str, source: str = "<string>"):
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as e:
-        raise invalid_argument(f"Invalid protobuf file: '{source}': {e}") from e
+        # TF Serving's own wording (ParseProtoTextFile), which tools and its test suite look for.
+        raise invalid_argument(f"Error parsing text-format tensorflow.serving.ModelServerConfig: {e} "
+                               f"(Invalid protobuf file: '{source}')") from e
     return config
 
 
 def read_model_server_config(path: str):
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_text(path)
     except OSError as e:
-        raise ServingError(Code.NOT_FOUND, f"Could not read model config file '{path}': {e.strerror}") from e
+        raise ServingError(Code.NOT_FOUND, f"Could not read model config file '{path}': {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise invalid_argument(f"Invalid protobuf file: '{path}': not UTF-8 text ({e})") from e
     return parse_model_server_config(text, path)
@@ -144,13 +146,56 @@ def model_configs(config) -> dict:
 
 # -- version directories and policies ---------------------------------------------------------------------------------
 def list_version_dirs(base_path: str) -> dict[int, str]:
-    """{version: path} of the integer-named sub-directories of `base_path` (others are ignored)."""
-    out: dict[int, str] = {}
-    with os.scandir(base_path) as entries:
-        for entry in entries:
-            if _VERSION_DIR.match(entry.name) and entry.is_dir():
-                out[int(entry.name)] = entry.path
+    """{version: path} of the integer-named sub-directories of `base_path` (others are ignored). Local, `gs://` or
+    `s3://` (through tf.io.gfile); raises OSError when the base path cannot be listed."""
+    if not is_remote(base_path):
+        out: dict[int, str] = {}
+        with os.scandir(base_path) as entries:
+            for entry in entries:
+                if _VERSION_DIR.match(entry.name) and entry.is_dir():
+                    out[int(entry.name)] = entry.path
+        return out
+    import tensorflow as tf
+
+    ensure_filesystem(base_path)
+    try:
+        names = tf.io.gfile.listdir(base_path)
+    except tf.errors.OpError as e:
+        raise OSError(_store_error(base_path, e)) from e
+    out = {}
+    for name in names:
+        name = name.rstrip("/")
+        if _VERSION_DIR.match(name):
+            out[int(name)] = base_path.rstrip("/") + "/" + name
     return out
+
+
+def _store_error(path: str, error: BaseException) -> str:
+    """A clear message for an object store that cannot be read: the URL, and for s3:// the endpoint variable."""
+    message = getattr(error, "message", None) or str(error)
+    text = f"cannot read {path}: {message.splitlines()[0] if message else type(error).__name__}"
+    if path.startswith("s3://"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        text += (f" (S3 endpoint AWS_ENDPOINT_URL={endpoint})" if endpoint else
+                 " (no AWS_ENDPOINT_URL set: AWS S3 itself; set AWS_ENDPOINT_URL for MinIO or another S3 store)")
+    return text
+
+
+def read_text(path: str) -> str:
+    """The text of a local, `gs://` or `s3://` file; OSError (with a clear message) when it cannot be read."""
+    if not is_remote(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    import tensorflow as tf
+
+    ensure_filesystem(path)
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read().decode("utf-8")
+    except tf.errors.NotFoundError as e:
+        raise FileNotFoundError(f"{path}: no such object") from e
+    except tf.errors.OpError as e:
+        raise OSError(_store_error(path, e)) from e
 
 
 def policy_description(model) -> str:
@@ -281,16 +326,6 @@ def parse_batching_parameters(path: str | None) -> BatchingOptions:
     values["allowed_batch_sizes"] = tuple(int(v) for v in msg.allowed_batch_sizes)
     values["pad_variable_length_inputs"] = bool(msg.pad_variable_length_inputs)
     return BatchingOptions(**values).validate()
-
-
-def format_batching_parameters(options: BatchingOptions) -> str:
-    msg = _message("BatchingParameters")
-    msg.max_batch_size.value = options.max_batch_size
-    msg.batch_timeout_micros.value = options.batch_timeout_micros
-    msg.max_enqueued_batches.value = options.max_enqueued_batches
-    msg.num_batch_threads.value = options.threads
-    msg.allowed_batch_sizes.extend(options.allowed_batch_sizes)
-    return text_format.MessageToString(msg)
 
 
 def parse_monitoring_config(path: str) -> str | None:

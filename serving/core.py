@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dcgan.fileio import is_remote
 from serving import config as cfg
 from serving.batching import BatchingQueue, SharedBatchScheduler
 from serving.config import BatchingOptions
@@ -80,6 +81,8 @@ class _Version:
     error: ServingError | None = None
     servable: Servable | None = None
     fingerprint: tuple | None = None
+    failures: int = 0
+    retry_at: float = 0.0
     queues: dict[str, BatchingQueue] = field(default_factory=dict)
 
 
@@ -92,15 +95,43 @@ class _Model:
 
 
 def _fingerprint(path: str) -> tuple:
-    """Changes when a version directory's files change (so a failed load is retried after a fix)."""
+    """Every file of a version directory (variables/ and assets included) with its size and modification time: it
+    changes while a copy is still being written, and when a broken version is fixed. Local or object store."""
     parts = []
-    for name in ("", "saved_model.pb", "saved_model.pbtxt", "variables", os.path.join("variables", "variables.index")):
-        try:
-            st = os.stat(os.path.join(path, name))
-            parts.append((name, st.st_mtime_ns, st.st_size))
-        except OSError:
-            parts.append((name, None, None))
-    return tuple(parts)
+    if not is_remote(path):
+        for folder, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(folder, name)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                parts.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+        return tuple(parts)
+    import tensorflow as tf
+
+    try:
+        for folder, _, files in tf.io.gfile.walk(path):
+            for name in sorted(files):
+                full = folder.rstrip("/") + "/" + name
+                st = tf.io.gfile.stat(full)
+                parts.append((full[len(path):], st.length, st.mtime_nsec))
+    except tf.errors.OpError as e:
+        raise OSError(f"cannot read {path}: {e.message}") from e
+    return tuple(sorted(parts))
+
+
+def _is_complete(fingerprint: tuple) -> bool:
+    """A version directory is loadable once its saved_model.pb (or .pbtxt) exists; a copy still missing it is not a
+    version yet (TF Serving's loader would fail on it)."""
+    return any(name.lstrip("/") in ("saved_model.pb", "saved_model.pbtxt") for name, *_ in fingerprint)
+
+
+# A version that failed to load is retried after RETRY_FIRST_SECONDS, doubling up to RETRY_MAX_SECONDS (TF Serving
+# retries failed loads on a timer, --load_retry_interval_micros), and at once when its files change.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
 
 
 class ServerCore:
@@ -129,8 +160,7 @@ class ServerCore:
         opens its ports) and start polling the file system (and the config file)."""
         self._config_file, self._config_file_poll = config_file, config_file_poll_seconds
         if config_file:
-            with open(config_file, encoding="utf-8") as f:
-                self._config_text = f.read()
+            self._config_text = cfg.read_text(config_file)
         self.reload_config(config, source="startup")
         failed = []
         with self._lock:
@@ -238,23 +268,36 @@ class ServerCore:
         name, base = model.config.name, model.config.base_path
         try:
             on_disk = cfg.list_version_dirs(base)
+            fingerprints = {}
+            for version, path in on_disk.items():
+                current = model.versions.get(version)
+                if current is None or current.state not in (AVAILABLE, LOADING):
+                    fingerprints[version] = _fingerprint(path)
             model.missing_base_logged = False
         except OSError as e:
+            # The base path (or the store holding it) cannot be read: keep serving what is loaded.
             if not model.missing_base_logged:
-                log.warning("base path %s of model %s cannot be listed: %s", base, name, e.strerror)
+                log.warning("base path %s of model %s cannot be listed: %s; keeping the loaded versions", base, name,
+                            e.strerror or e)
                 model.missing_base_logged = True
-            on_disk = {}
+            return
+        # A directory still being copied (no saved_model.pb yet) is not a version yet.
+        on_disk = {v: p for v, p in on_disk.items() if v not in fingerprints or _is_complete(fingerprints[v])}
         aspired = cfg.select_versions(model.config, on_disk)
         to_load = []
+        now = time.monotonic()
         with self._lock:
             for version in sorted(aspired, reverse=True):
                 current = model.versions.get(version)
                 if current is not None and current.state in (AVAILABLE, LOADING):
                     continue
-                fingerprint = _fingerprint(on_disk[version])
-                if current is not None and current.error is not None and current.fingerprint == fingerprint:
-                    continue  # failed before and unchanged since
-                entry = _Version(version, on_disk[version], START, fingerprint=fingerprint)
+                fingerprint = fingerprints[version]
+                failures = 0
+                if current is not None and current.error is not None:
+                    if current.fingerprint == fingerprint and now < current.retry_at:
+                        continue  # failed before, unchanged since, and its back-off has not passed
+                    failures = current.failures
+                entry = _Version(version, on_disk[version], START, fingerprint=fingerprint, failures=failures)
                 model.versions[version] = entry
                 to_load.append(entry)
         for entry in to_load:
@@ -277,16 +320,34 @@ class ServerCore:
                                 max_tensor_elements=self.options.max_tensor_elements)
         except Exception as e:  # noqa: BLE001 - any failure becomes the version's status
             error = e if isinstance(e, ServingError) else ServingError(Code.UNKNOWN, f"{type(e).__name__}: {e}")
-            with self._lock:
-                entry.state, entry.error = END, error
+            self._failed(entry, error)
             self.metrics.load_failures.labels(name, str(entry.version)).inc()
-            log.error("Loading servable: {name: %s version: %d} failed: %s", name, entry.version, error)
+            log.error("Loading servable: {name: %s version: %d} failed: %s (retry in %.0f s or when its files "
+                      "change)", name, entry.version, error, entry.retry_at - time.monotonic())
+            return
+        try:
+            after = _fingerprint(entry.path)
+        except OSError as e:
+            after = (str(e),)
+        if after != entry.fingerprint:  # written to while it loaded: a partial copy must not be served
+            self._failed(entry, ServingError(Code.UNAVAILABLE, f"{entry.path} changed while it was loading (a copy "
+                                                               "still in progress); it is loaded again once stable"))
+            entry.retry_at = 0.0
+            log.warning("Version %d of %s changed while loading; loading it again on the next poll", entry.version,
+                        name)
             return
         with self._lock:
             entry.servable, entry.state, entry.error = servable, AVAILABLE, None
         self.metrics.available.labels(name, str(entry.version)).set(1)
         log.info("Successfully loaded servable version {name: %s version: %d} in %.1f s", name, entry.version,
                  servable.load_seconds)
+
+    def _failed(self, entry: _Version, error: ServingError) -> None:
+        with self._lock:
+            entry.state, entry.error = END, error
+            entry.failures += 1
+            entry.retry_at = time.monotonic() + min(RETRY_MAX_SECONDS,
+                                                    RETRY_FIRST_SECONDS * 2 ** (entry.failures - 1))
 
     def _unload(self, model: _Model, entry: _Version) -> None:
         name = model.config.name
@@ -318,10 +379,9 @@ class ServerCore:
         """Re-read --model_config_file; apply it when its text changed. A broken file is logged and ignored."""
         path = self._config_file
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            text = cfg.read_text(path)
         except OSError as e:
-            log.error("cannot read model config file %s: %s; keeping the current config", path, e.strerror)
+            log.error("cannot read model config file %s: %s; keeping the current config", path, e.strerror or e)
             self.metrics.reloads.labels("file", "error").inc()
             return
         if text == self._config_text:
@@ -372,9 +432,8 @@ class ServerCore:
         servable = servable or self.resolve(request)
         call = servable.prepare(request.signature_name, inputs, output_filter)
         if self._scheduler is None:
-            outputs = servable.execute(call.signature, call.inputs)
-        else:
-            outputs = self._queue(servable, call.signature).submit(call.inputs, timeout)
+            return servable, call.signature, servable.execute(call.signature, call.inputs, call.output_aliases)
+        outputs = self._queue(servable, call.signature).submit(call.inputs, timeout)
         return servable, call.signature, {k: outputs[k] for k in call.output_aliases}
 
     def _queue(self, servable: Servable, signature: str) -> BatchingQueue:

@@ -8,7 +8,6 @@ import logging
 import grpc
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
-    get_model_status_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -19,10 +18,10 @@ from serving import tensors
 from serving.core import ModelRequest, ServerCore
 from serving.errors import Code, ServingError, invalid_argument
 from serving.metrics import ServingMetrics
+from serving.responses import SIGNATURE_DEF_FIELD, metadata_response, predict_response, status_response
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_DEF_FIELD = "signature_def"  # GetModelMetadataImpl::kSignatureDef
 _UNIMPLEMENTED = ("{method} is not supported by this model server: it serves DCGAN generators, whose signatures take "
                   "tensors (z, seed, z0/z1/steps), not tf.Example inputs. Use Predict.")
 
@@ -54,13 +53,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                         raise invalid_argument(f"tensor parsing error: {alias}: {e.message}") from None
                 servable, signature, outputs = self.core.predict(spec, inputs, list(request.output_filter),
                                                                  timeout=context.time_remaining(), servable=servable)
-                response = predict_pb2.PredictResponse()
-                response.model_spec.name = servable.name
-                response.model_spec.version.value = servable.version
-                response.model_spec.signature_name = signature
-                for alias, array in outputs.items():
-                    response.outputs[alias].CopyFrom(tensors.ndarray_to_tensor_proto(array))
-                return response
+                return predict_response(servable, signature, outputs)
         except ServingError as e:
             _abort(context, e)
         except Exception as e:  # noqa: BLE001
@@ -93,34 +86,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def MultiInference(self, request, context):  # noqa: N802
         context.abort(grpc.StatusCode.UNIMPLEMENTED, _UNIMPLEMENTED.format(method="MultiInference"))
-
-
-def metadata_response(servable) -> get_model_metadata_pb2.GetModelMetadataResponse:
-    response = get_model_metadata_pb2.GetModelMetadataResponse()
-    response.model_spec.name = servable.name
-    response.model_spec.version.value = servable.version
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    for key, sig in servable.signature_defs.items():
-        signature_map.signature_def[key].CopyFrom(sig)
-    response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
-    return response
-
-
-def status_response(core: ServerCore, request: get_model_status_pb2.GetModelStatusRequest
-                    ) -> get_model_status_pb2.GetModelStatusResponse:
-    """GetModelStatusImpl: all versions, or the one asked for by number (a label is not resolved, as in TF Serving)."""
-    if not request.HasField("model_spec"):
-        raise invalid_argument("Missing ModelSpec")
-    spec = request.model_spec
-    version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
-    response = get_model_status_pb2.GetModelStatusResponse()
-    for status in core.model_status(spec.name, version):
-        entry = response.model_version_status.add()
-        entry.version = status.version
-        entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(status.state)
-        entry.status.error_code = int(status.error_code)
-        entry.status.error_message = status.error_message
-    return response
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):

@@ -33,6 +33,7 @@ class ServerOptions:
     rest_api_enable_cors_support: bool = False
     grpc_max_threads: int = 0  # 0 = max(32, 4 x CPUs)
     grpc_channel_arguments: str = ""
+    grpc_socket_path: str = ""  # also serve gRPC on this Unix domain socket
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     monitoring_config_file: str = ""
     metrics_path: str = DEFAULT_PROMETHEUS_PATH  # '' = no metrics page (monitoring_config_file overrides)

@@ -23,9 +23,10 @@ from collections.abc import Callable
 
 import anyio
 
-from serving import tensors
+from serving import responses, tensors
 from serving.core import ModelRequest, ServerCore
 from serving.errors import Code, ServingError, invalid_argument
+from serving.http_body import BodyTooLarge, read_body
 from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,6 @@ STATUS_REGEX = re.compile(
 JSON_HEADERS = [(b"content-type", b"application/json")]
 CORS_HEADERS = [(b"access-control-allow-origin", b"*"), (b"access-control-allow-methods", b"POST, GET"),
                 (b"access-control-allow-headers", b"Content-Type")]
-
-
-class PayloadTooLarge(Exception):
-    pass
 
 
 class RestApi:
@@ -85,32 +82,13 @@ class RestApi:
         if not PATH_REGEX.fullmatch(path):
             return await self._send_json(send, 404, {"error": f"Not found: {method} {path}"})
         try:
-            body = await self._read_body(scope, receive)
-        except PayloadTooLarge as e:
-            return await self._send_json(send, 413, {"error": str(e)})
+            body = await read_body(scope, receive, self.max_request_bytes)
+        except BodyTooLarge as e:
+            return await self._send_json(send, 413, {"error": f"{e} (--max_request_bytes)"})
+        if body is None:  # the client went away
+            return
         status, payload = await self._handle(method, path, body)
         await self._send(send, status, payload.encode("utf-8"), JSON_HEADERS)
-
-    async def _read_body(self, scope, receive) -> bytes:
-        limit = self.max_request_bytes
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise PayloadTooLarge(f"Request body of {int(value)} bytes exceeds this server's limit of {limit} "
-                                      "bytes (--max_request_bytes)")
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"Request body exceeds this server's limit of {limit} bytes "
-                                      "(--max_request_bytes)")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        return b"".join(chunks)
 
     async def _send(self, send, status: int, body: bytes, headers) -> None:
         headers = list(headers) + (CORS_HEADERS if self.cors else [])
@@ -203,48 +181,26 @@ class RestApi:
             with self.metrics.track("rest", "predict", request.name) as record:
                 servable = self.core.resolve(request)
                 record.version = servable.version
-                signature, inputs, fmt = tensors.parse_predict_json(body, servable.signature_inputs)
+                signature, inputs, fmt = tensors.parse_predict_json(body, servable.signature_inputs,
+                                                                    self.core.options.max_tensor_elements)
                 spec = ModelRequest(request.name, request.version, request.label, signature)
                 _, _, outputs = self.core.predict(spec, inputs, timeout=self.timeout_s, servable=servable)
-                return tensors.make_json_from_tensors(outputs, fmt)
+                return responses.predict_json(outputs, fmt)
 
         return await self._run(work)
 
     def _status(self, request: ModelRequest) -> str:
-        from google.protobuf import json_format
-        from tensorflow_serving.apis import get_model_status_pb2
-
-        from serving.grpc_service import status_response
-
-        proto = get_model_status_pb2.GetModelStatusRequest()
-        proto.model_spec.name = request.name
-        if request.version is not None:
-            proto.model_spec.version.value = request.version
-        elif request.label is not None:
-            proto.model_spec.version_label = request.label
         start = time.perf_counter()
-        response = status_response(self.core, proto)
+        text = responses.status_json(self.core, request)
         self._record("status", request.name, "", Code.OK, start)
-        return json_format.MessageToJson(response, including_default_value_fields=True, indent=1)
+        return text
 
     def _metadata(self, request: ModelRequest) -> str:
-        from google.protobuf import json_format
-        from tensorflow_serving.apis import get_model_metadata_pb2
-
-        from serving.grpc_service import SIGNATURE_DEF_FIELD, metadata_response
-
         start = time.perf_counter()
         servable = self.core.resolve(request)
-        response = metadata_response(servable)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
-        options = {"including_default_value_fields": True, "preserving_proto_field_name": True, "indent": 1}
-        model_spec = json_format.MessageToJson(response.model_spec, **options)
-        signature_defs = json_format.MessageToJson(signature_map, **options)
+        text = responses.metadata_json(servable)
         self._record("metadata", request.name, servable.version, Code.OK, start)
-        # The shape TF Serving writes (ToJsonString(GetModelMetadataResponse)).
-        return ('{\n"model_spec":' + model_spec + ',\n"metadata": {"signature_def": ' + signature_defs + "}\n}\n")
-
+        return text
 
 def _model_request(name: str, version: int | None, label: str | None) -> ModelRequest:
     if version is not None and label is not None:

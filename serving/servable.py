@@ -1,10 +1,15 @@
-"""One loaded model version: a SavedModel's signature defs (for metadata and REST input typing) and its concrete
-signature functions, called with TF Serving's request validation (predict_util.cc) in front of them."""
+"""One loaded model version, run the way tensorflow_model_server runs it: the SavedModel's MetaGraph is loaded into a
+TF1 session (`tf.compat.v1.saved_model.loader.load`, as TF Serving's SavedModelBundle does) and a predict request
+feeds the signature's input tensors and fetches its output tensors. TF1 graph exports and TF2 `tf.saved_model.save`
+exports behave alike; shapes are whatever the graph accepts (the declared SignatureDef shapes are not enforced, as on
+TF Serving), and errors raised by the graph (e.g. the generator's in-graph checks) keep their canonical codes. The
+request validation in front is TF Serving's (predict_util.cc): input aliases, dtypes, output filter."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dcgan.fileio import ensure_filesystem
 from serving import tensors
 from serving.errors import Code, ServingError, from_tf_error, invalid_argument
 
@@ -34,13 +40,16 @@ class PreparedCall:
 
 def read_meta_graph(path: str, tags: Sequence[str] = ("serve",)):
     """The MetaGraphDef of `path` whose tags are exactly `tags` (TF Serving's --saved_model_tags)."""
+    import tensorflow as tf
     from google.protobuf import text_format
     from tensorflow.core.protobuf import saved_model_pb2
 
+    ensure_filesystem(path)  # s3:// needs tensorflow-io registered
+    gfile = tf.io.gfile
     saved_model = saved_model_pb2.SavedModel()
     pb, pbtxt = os.path.join(path, "saved_model.pb"), os.path.join(path, "saved_model.pbtxt")
-    if os.path.isfile(pb):
-        with open(pb, "rb") as f:
+    if gfile.exists(pb):
+        with gfile.GFile(pb, "rb") as f:
             data = f.read()
         try:
             with warnings.catch_warnings():
@@ -50,10 +59,10 @@ def read_meta_graph(path: str, tags: Sequence[str] = ("serve",)):
             raise ServingError(Code.DATA_LOSS, f"Can't parse {pb} as binary proto: {e}") from e
         if not saved_model.meta_graphs:
             raise ServingError(Code.DATA_LOSS, f"{pb} holds no MetaGraphDef (an empty or corrupt SavedModel)")
-    elif os.path.isfile(pbtxt):
-        with open(pbtxt) as f:
+    elif gfile.exists(pbtxt):
+        with gfile.GFile(pbtxt, "rb") as f:
             try:
-                text_format.Parse(f.read(), saved_model)
+                text_format.Parse(f.read().decode("utf-8"), saved_model)
             except text_format.ParseError as e:
                 raise ServingError(Code.DATA_LOSS, f"Can't parse {pbtxt} as text proto: {e}") from e
     else:
@@ -80,13 +89,39 @@ class Servable:
         start = time.monotonic()
         self.meta_graph = read_meta_graph(path, tags)
         self.signature_defs = dict(self.meta_graph.signature_def)
+        self._graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=self._graph)
         try:
-            self._module = tf.saved_model.load(path, tags=list(tags))
+            with self._graph.as_default():
+                tf.compat.v1.saved_model.loader.load(self._session, list(tags), path)
         except tf.errors.OpError as e:
+            self._session.close()
             raise from_tf_error(e) from e
-        except Exception as e:  # noqa: BLE001 - Keras/TF raise many kinds on broken exports
+        except Exception as e:  # noqa: BLE001 - TF raises many kinds on broken exports
+            self._session.close()
             raise ServingError(Code.DATA_LOSS, f"Failed to load SavedModel at {path}: {type(e).__name__}: {e}") from e
-        self._functions = dict(self._module.signatures)
+        self._callables: dict[tuple, object] = {}
+        self._callables_lock = threading.Lock()
+        self._functions: dict | None = None  # set when the session cannot run this export (see below)
+        unset = self._uninitialized_variables()
+        if unset:
+            # The restore op of this SavedModel does not write the variables its signatures read: a Keras 3 model
+            # saved with tf.saved_model.save inside a tf.Module has this defect (its functions capture the inner
+            # tf.Variables, the checkpoint restores copies). TF Serving cannot run such an export ("Could not find
+            # variable"); TF2's object loader can, so it runs the signatures here, still with the client's shapes.
+            log.warning("%s: %d variable(s) of the graph are not restored by its saver (e.g. %s): tensorflow_model_"
+                        "server would fail on it; running it through TF2's object loader. Export Keras 3 models "
+                        "with model.export() or track each variable's .value.", path, len(unset), unset[0])
+            self._session.close()
+            try:
+                module = tf.saved_model.load(path, tags=list(tags))
+            except tf.errors.OpError as e:
+                raise from_tf_error(e) from e
+            except Exception as e:  # noqa: BLE001 - TF raises many kinds on broken exports
+                raise ServingError(Code.DATA_LOSS, f"Failed to load SavedModel at {path}: {type(e).__name__}: "
+                                                   f"{e}") from e
+            self._module = module
+            self._functions = dict(module.signatures)
         self.input_infos: dict[str, dict[str, tensors.InputInfo]] = {}
         for key, sig in self.signature_defs.items():
             infos = {}
@@ -134,11 +169,6 @@ class Servable:
             if got != info.dtype:
                 raise invalid_argument(f"Expects arg[{index}] to be {tensors.dtype_name(info.dtype)} but "
                                        f"{tensors.dtype_name(got)} is provided")
-            if not info.tensor_shape.unknown_rank:
-                want = [d.size for d in info.tensor_shape.dim]
-                if len(want) != array.ndim or any(w not in (-1, g) for w, g in zip(want, array.shape, strict=True)):
-                    raise invalid_argument(f"input tensor '{alias}' of signature '{key}' must have shape "
-                                           f"{_shape(want)}, got {_shape(array.shape)}")
         seen: list[str] = []
         for alias in output_filter:
             if alias not in sig.outputs:
@@ -149,33 +179,88 @@ class Servable:
             seen.append(alias)
         return PreparedCall(key, dict(inputs), tuple(seen) or tuple(sorted(sig.outputs)))
 
-    def execute(self, signature: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run a signature on already validated (possibly batched) inputs; returns every output."""
+    def execute(self, signature: str, inputs: Mapping[str, np.ndarray],
+                outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Run a signature on already validated (possibly batched) inputs in the session: feed its input tensors,
+        fetch `outputs` (default: every output). The graph decides which shapes it accepts."""
         import tensorflow as tf
 
+        sig = self.signature_defs[signature]
+        feed_aliases = tuple(sorted(inputs))
+        fetch_aliases = tuple(outputs) or tuple(sorted(sig.outputs))
+        if self._functions is not None:
+            return self._run_function(signature, inputs, fetch_aliases)
+        run = self._callable(signature, feed_aliases, fetch_aliases)
         try:
-            feeds = {k: tf.constant(v) for k, v in inputs.items()}
-            result = self._functions[signature](**feeds)
-            return {k: v.numpy() for k, v in result.items()}
+            values = run(*(inputs[a] for a in feed_aliases))
         except tf.errors.OpError as e:
             raise from_tf_error(e) from None
         except (TypeError, ValueError) as e:
             raise invalid_argument(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        return dict(zip(fetch_aliases, values, strict=True))
+
+    def _uninitialized_variables(self) -> list[str]:
+        """Resource variables of the loaded graph that hold no value after the restore (see __init__)."""
+        import tensorflow as tf
+
+        handles = [op for op in self._graph.get_operations() if op.type == "VarHandleOp"]
+        if not handles:
+            return []
+        with self._graph.as_default():
+            checks = [tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles]
+        values = self._session.run(checks)
+        return [op.get_attr("shared_name").decode() or op.name for op, ok in zip(handles, values, strict=True)
+                if not ok]
+
+    def _run_function(self, signature: str, inputs: Mapping[str, np.ndarray],
+                      fetches: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Run a TF2 signature function on the tensors as sent (its flat call: no Python-side shape check, the graph
+        decides, like a session)."""
+        import tensorflow as tf
+
+        fn = self._functions[signature]
+        try:
+            args = [tf.constant(inputs[k]) for k in fn._arg_keywords]  # noqa: SLF001 - the flat input order
+            result = fn._call_flat(args, fn.captured_inputs)  # noqa: SLF001
+        except tf.errors.OpError as e:
+            raise from_tf_error(e) from None
+        except (TypeError, ValueError, KeyError) as e:
+            raise invalid_argument(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        return {k: result[k].numpy() for k in fetches}
+
+    def _callable(self, signature: str, feeds: tuple[str, ...], fetches: tuple[str, ...]):
+        """A cached session callable for one (signature, inputs, outputs): no per-call graph lookups."""
+        key = (signature, feeds, fetches)
+        run = self._callables.get(key)
+        if run is None:
+            sig = self.signature_defs[signature]
+            with self._callables_lock:
+                run = self._callables.get(key)
+                if run is None:
+                    from tensorflow.core.protobuf import config_pb2
+
+                    # A callable made from options feeds the tensors as they are, like TF Serving's Session::Run
+                    # (Session.run/make_callable would first refuse shapes the placeholder declares).
+                    options = config_pb2.CallableOptions(feed=[sig.inputs[a].name for a in feeds],
+                                                         fetch=[sig.outputs[a].name for a in fetches])
+                    run = self._session._make_callable_from_options(options)  # noqa: SLF001 - as Keras 2 did
+                    self._callables[key] = run
+        return run
 
     def run(self, signature_name: str, inputs: Mapping[str, np.ndarray],
             output_filter: Sequence[str] = ()) -> tuple[str, dict[str, np.ndarray]]:
         call = self.prepare(signature_name, inputs, output_filter)
-        outputs = self.execute(call.signature, call.inputs)
-        return call.signature, {k: outputs[k] for k in call.output_aliases}
+        return call.signature, self.execute(call.signature, call.inputs, call.output_aliases)
 
     # -- loading ------------------------------------------------------------------------------------------------------
     def _warmup(self) -> int:
         """Replay `assets.extra/tf_serving_warmup_requests` (PredictionLog TFRecords), as TF Serving does at load; a
         request that fails makes the load fail. Returns how many requests were replayed."""
-        path = os.path.join(self.path, WARMUP_FILE)
-        if not os.path.isfile(path):
-            return 0
         import tensorflow as tf
+
+        path = os.path.join(self.path, WARMUP_FILE)
+        if not tf.io.gfile.exists(path):
+            return 0
         from tensorflow_serving.apis import prediction_log_pb2
 
         count = 0
@@ -191,6 +276,3 @@ class Servable:
         log.info("warmed up %s version %d with %d requests", self.name, self.version, count)
         return count
 
-
-def _shape(dims) -> str:
-    return "[" + ",".join(str(int(d)) for d in dims) + "]"

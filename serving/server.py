@@ -115,18 +115,11 @@ class ModelServer:
         return self
 
     def _configure_tensorflow(self) -> None:
-        o = self.options
-        if not (o.tensorflow_intra_op_parallelism or o.tensorflow_inter_op_parallelism):
-            return
-        import tensorflow as tf
+        from dcgan.runtime import configure_tf_threads
 
-        try:
-            if o.tensorflow_intra_op_parallelism:
-                tf.config.threading.set_intra_op_parallelism_threads(o.tensorflow_intra_op_parallelism)
-            if o.tensorflow_inter_op_parallelism:
-                tf.config.threading.set_inter_op_parallelism_threads(o.tensorflow_inter_op_parallelism)
-        except RuntimeError as e:
-            log.warning("TensorFlow is already initialised in this process; thread settings ignored (%s)", e)
+        o = self.options
+        if not configure_tf_threads(o.tensorflow_intra_op_parallelism, o.tensorflow_inter_op_parallelism):
+            log.warning("TensorFlow is already initialised in this process; thread settings ignored")
 
     def _start_grpc(self) -> None:
         import grpc
@@ -153,6 +146,14 @@ class ModelServer:
             reason = "the address is in use or not local"
         if not port:
             raise ServingError(Code.UNAVAILABLE, f"cannot listen on {address} for gRPC: {reason}")
+        if o.grpc_socket_path:
+            unix = f"unix:{o.grpc_socket_path}"
+            try:
+                bound = server.add_insecure_port(unix)
+            except RuntimeError as e:
+                raise ServingError(Code.UNAVAILABLE, f"cannot listen on {unix} for gRPC: {e}") from e
+            if not bound:
+                raise ServingError(Code.UNAVAILABLE, f"cannot listen on {unix} for gRPC")
         server.start()
         self._grpc_server, self.grpc_port = server, port
         log.info("Running gRPC ModelServer at %s ...", _grpc_address(o.host, port))

@@ -122,8 +122,15 @@ def _fill(out: np.ndarray, values, n: int, zero) -> None:
         out[k:] = values[k - 1]
 
 
+# The typed value field TF's Tensor::AsProtoField fills for each dtype (what TF Serving puts in a PredictResponse).
+_VALUE_FIELDS = {DT_FLOAT: "float_val", DT_DOUBLE: "double_val", DT_INT32: "int_val", DT_UINT8: "int_val",
+                 DT_INT16: "int_val", DT_INT8: "int_val", DT_UINT16: "int_val", DT_INT64: "int64_val",
+                 DT_BOOL: "bool_val", DT_UINT32: "uint32_val", DT_UINT64: "uint64_val"}
+
+
 def ndarray_to_tensor_proto(array: np.ndarray, dtype: int | None = None):
-    """numpy → TensorProto (numeric data in `tensor_content`, strings in `string_val`; tf.make_ndarray reads both)."""
+    """numpy → TensorProto with the values in the typed fields (`float_val`, `int64_val`, `string_val`, ...), as TF
+    Serving writes responses (Tensor::AsProtoField): clients read `outputs['y'].float_val` or `tf.make_ndarray`."""
     from tensorflow.core.framework import tensor_pb2
 
     array = np.asarray(array)
@@ -133,8 +140,10 @@ def ndarray_to_tensor_proto(array: np.ndarray, dtype: int | None = None):
         proto.tensor_shape.dim.add(size=d)
     if dtype == DT_STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.ravel())
+    elif dtype == DT_HALF:
+        proto.half_val.extend(np.asarray(array, dtype=np.float16).view(np.uint16).ravel().tolist())
     else:
-        proto.tensor_content = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[dtype].newbyteorder("<")).tobytes()
+        getattr(proto, _VALUE_FIELDS[dtype]).extend(np.asarray(array, dtype=NUMPY_DTYPES[dtype]).ravel().tolist())
     return proto
 
 
@@ -276,12 +285,42 @@ def json_to_ndarray(value, dtype: int) -> np.ndarray:
     return np.asarray(flat, dtype=np_dtype).reshape(shape)
 
 
-def parse_predict_json(body: bytes, input_infos: Callable[[str], Mapping[str, InputInfo]]
-                       ) -> tuple[str, dict[str, np.ndarray], JsonFormat]:
+# A JSON request is checked before json.loads builds Python objects (~30x the bytes for a list of numbers): no tensor
+# can be nested deeper than TF's largest rank (254) plus the request's own objects, nor hold more values than the
+# per-tensor element cap; so neither limit refuses a request TF Serving could answer.
+MAX_JSON_DEPTH = 254 + 4
+_SCAN_CHUNK = 1 << 20
+
+
+def check_json_limits(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse (INVALID_ARGUMENT) a JSON body with more than `max_elements` values or nested deeper than `max_depth`,
+    scanning the bytes in chunks (brackets and commas inside strings count too: an upper bound)."""
+    data = np.frombuffer(body, dtype=np.uint8)
+    commas = int(np.count_nonzero(data == ord(",")))
+    if commas + 1 > max_elements:
+        raise invalid_argument(f"JSON request holds more than {max_elements} values (about {commas + 1}); "
+                               "split it into smaller requests")
+    depth = 0
+    for start in range(0, len(data), _SCAN_CHUNK):
+        chunk = data[start:start + _SCAN_CHUNK]
+        step = ((chunk == ord("[")) | (chunk == ord("{"))).astype(np.int32)
+        step -= ((chunk == ord("]")) | (chunk == ord("}"))).astype(np.int32)
+        if not step.any():
+            continue
+        levels = np.cumsum(step) + depth
+        if int(levels.max()) > max_depth:
+            raise invalid_argument(f"JSON request is nested deeper than {max_depth} levels (no tensor has a rank "
+                                   "that high)")
+        depth = int(levels[-1])
+
+
+def parse_predict_json(body: bytes, input_infos: Callable[[str], Mapping[str, InputInfo]],
+                       max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[str, dict[str, np.ndarray], JsonFormat]:
     """A REST predict body → (signature_name, {input alias: array}, format). `input_infos(signature_name)` returns the
     signature's inputs (and raises the server's error for an unknown model/signature)."""
     if not body:
         raise invalid_argument("JSON Parse error: The document is empty")
+    check_json_limits(body, max_elements)
     try:
         doc = json.loads(body)
     except json.JSONDecodeError as e:

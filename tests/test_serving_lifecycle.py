@@ -287,3 +287,70 @@ def test_warmup_requests_are_replayed_at_load_and_a_failing_one_fails_the_load(b
         assert "Expects arg[0] to be int64" in status[2][2] and status[1][0] == "AVAILABLE"
         assert _version(stubs) == 1
         stubs.close()
+
+
+def test_one_bad_request_in_a_merged_batch_fails_alone(tmp_path, base):
+    """16 concurrent clients with batching, one sends a NaN z: only that one gets INVALID_ARGUMENT."""
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 500000 }\n"
+                      "max_enqueued_batches { value: 16 }\nnum_batch_threads { value: 1 }\n")
+    with running_server(model_name=MODEL, model_base_path=base, enable_batching=True,
+                        batching_parameters_file=str(params)) as server:
+        stubs = Stubs(server.grpc_target)
+        codes: dict[int, grpc.StatusCode] = {}
+        start = threading.Barrier(16)
+
+        def call(i):
+            z = z_batch(1, seed=i)
+            if i == 7:
+                z[0, 5] = np.nan
+            start.wait()
+            try:
+                stubs.predict({"z": z})
+                codes[i] = grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                codes[i] = e.code()
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stubs.close()
+        assert codes[7] == grpc.StatusCode.INVALID_ARGUMENT
+        failed = sorted(i for i, c in codes.items() if c != grpc.StatusCode.OK)
+        assert failed == [7], f"requests {failed} failed; only the NaN one (7) should have"
+
+
+def _load_failures(server, version: int) -> float:
+    metrics = server.metrics.render().decode()
+    for line in metrics.splitlines():
+        if line.startswith("dcgan_serving_model_load_failures_total{") and f'version="{version}"' in line:
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_failed_version_is_retried_on_a_back_off_timer_without_file_changes(base, tiny_saved_model):
+    with running_server(model_name=MODEL, model_base_path=base) as server:
+        _corrupt_version(base, 2)
+        wait_for(lambda: _load_failures(server, 2) >= 1, what="version 2 to fail once")
+        wait_for(lambda: _load_failures(server, 2) >= 2, timeout=15, what="version 2 to be retried (back-off)")
+
+
+def test_a_version_whose_variables_were_still_being_written_loads_once_they_are_complete(base, tiny_saved_model):
+    """The Pusher's copy is not atomic: variables/ may be incomplete when saved_model.pb is already there. Rewriting
+    the data file in place (same directory listing) must still make the server load the version."""
+    data = [n for n in os.listdir(os.path.join(tiny_saved_model, "variables")) if n.startswith("variables.data")][0]
+    with running_server(model_name=MODEL, model_base_path=base) as server:
+        stubs = Stubs(server.grpc_target)
+        target = os.path.join(base, "2")
+        shutil.copytree(tiny_saved_model, target)
+        full = open(os.path.join(tiny_saved_model, "variables", data), "rb").read()
+        with open(os.path.join(target, "variables", data), "r+b") as f:  # the copy is still under way
+            f.truncate(len(full) // 3)
+        wait_for(lambda: stubs.status().get(2, ("",))[0] == "END", what="the partial version 2 to fail")
+        assert _version(stubs) == 1
+        with open(os.path.join(target, "variables", data), "r+b") as f:  # the copy completes
+            f.write(full)
+        wait_for(lambda: _version(stubs) == 2, timeout=30, what="version 2 once complete")
+        stubs.close()

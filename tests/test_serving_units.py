@@ -284,3 +284,49 @@ def test_http_statuses_follow_tf_servings_mapping():
                 Code.RESOURCE_EXHAUSTED: 429, Code.UNIMPLEMENTED: 501, Code.UNAVAILABLE: 503,
                 Code.DEADLINE_EXCEEDED: 504, Code.INTERNAL: 500}
     assert {code: ServingError(code, "").http_status for code in expected} == expected
+
+
+def test_json_bodies_are_capped_in_values_and_depth_before_python_objects_are_built():
+    infos = lambda _sig: {"x": (tensors.DT_FLOAT, None)}  # noqa: E731
+    many = json.dumps({"instances": [0.5] * 101}).encode()
+    message = _error(tensors.parse_predict_json, many, infos, max_elements=100).message
+    assert "more than 100 values" in message
+    deep = ('{"inputs": ' + "[" * 300 + "1" + "]" * 300 + "}").encode()
+    assert "nested deeper than" in _error(tensors.parse_predict_json, deep, infos).message
+    # At the limits nothing a TF Serving client could send is refused: rank 8, 100 values.
+    ok = json.dumps({"inputs": np.zeros([1] * 7 + [100]).tolist()}).encode()
+    assert tensors.parse_predict_json(ok, infos, max_elements=100)[1]["x"].shape == (1,) * 7 + (100,)
+
+
+def test_responses_fill_the_typed_value_fields_like_tf_serving():
+    float_proto = tensors.ndarray_to_tensor_proto(np.array([[1.5, 2.0]], np.float32))
+    assert list(float_proto.float_val) == [1.5, 2.0] and not float_proto.tensor_content
+    assert [d.size for d in float_proto.tensor_shape.dim] == [1, 2]
+    assert list(tensors.ndarray_to_tensor_proto(np.array([7], np.int64)).int64_val) == [7]
+    assert list(tensors.ndarray_to_tensor_proto(np.array([3], np.uint8)).int_val) == [3]
+    assert list(tensors.ndarray_to_tensor_proto(np.array([True])).bool_val) == [True]
+
+
+def test_request_body_limit_is_one_function_for_the_rest_api_and_the_studio():
+    import asyncio
+
+    from serving.http_body import BodyTooLarge, read_body
+
+    async def run(headers, chunks, limit):
+        messages = iter([{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                         for i, c in enumerate(chunks)])
+
+        async def receive():
+            return next(messages)
+
+        return await read_body({"headers": headers}, receive, limit)
+
+    assert asyncio.run(run([], [b"ab", b"cd"], 4)) == b"abcd"
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(run([(b"content-length", b"5")], [b"abcde"], 4))
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(run([], [b"abc", b"de"], 4))
+    import serving.rest
+    import serving.studio.app
+
+    assert serving.rest.read_body is read_body and serving.studio.app.read_body is read_body

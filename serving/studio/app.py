@@ -41,6 +41,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.http_body import BodyTooLarge, read_body
 from serving.studio.backend import ModelBackend, Resolved, StudioError, Target
 from serving.studio.config import NAME_PATTERN, Limits, StudioConfig
 
@@ -501,18 +502,12 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         too_large = StudioError(413, "body_too_large", f"the request body is larger than {self.max_bytes} bytes")
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send)
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send)
+        try:
+            body = await read_body(scope, receive, self.max_bytes)
+        except BodyTooLarge:
+            return await JSONResponse(too_large.as_dict(), 413)(scope, receive, send)
+        if body is None:
+            return
         replayed = False
 
         async def replay():
