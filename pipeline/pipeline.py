@@ -121,4 +121,23 @@ def compile_kubeflow(config: PipelineConfig, output: str) -> str:
         output_filename=os.path.basename(output),
     )
     runner.run(create_pipeline(config, for_kubeflow=True))
+    _use_project_entrypoint(output)
     return output
+
+
+def _use_project_entrypoint(path: str) -> None:
+    """Point every TFX container task of the compiled spec at `pipeline.kubeflow_entrypoint` (TFX's entrypoint
+    plus the tensorflow-io import an s3:// root needs and a clean exit after it); arguments stay TFX's."""
+    import json
+
+    from pipeline.kubeflow_entrypoint import COMMAND, TFX_ENTRYPOINT
+
+    with open(path) as f:
+        job = json.load(f)
+    for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
+        container = executor.get("container")
+        if container and container.get("command") == ["python", "-m", TFX_ENTRYPOINT]:
+            container["command"] = list(COMMAND)
+    with open(path, "w") as f:
+        json.dump(job, f, indent=2, sort_keys=True)
+        f.write("\n")
