@@ -11,6 +11,7 @@ components only ("Local pipeline execution is not currently supported") and no c
 So this module plays the backend's driver and launcher, with nothing written per component — everything comes from
 the spec:
   * tasks run in topological order of `root.dag.tasks` (`dependentTasks` and the producers of input artifacts);
+  * a container task runs with the spec's `env` (plus variables given to the launcher, e.g. credentials);
   * a container task's executor input is built as the driver builds it: input parameters from the task's
     `runtimeValue.constantValue` (TFX compiles old-style `Value`s, which TFX's entrypoint reads from
     `inputs.parameters`), input artifacts from the producing tasks' recorded outputs (name, type schema, URI,
@@ -87,7 +88,8 @@ class TaskRun:
 
 # --- launching containers ---------------------------------------------------------------------------------------
 
-Launcher = Callable[[str, list[str], str], None]  # (image, full command, task name) -> None, raises TaskFailed
+# (image, full command, task name, the container's own env from the spec) -> None; raises TaskFailed
+Launcher = Callable[[str, list[str], str, dict[str, str]], None]
 
 
 @dataclasses.dataclass
@@ -100,12 +102,12 @@ class DockerLauncher:
     mounts: Sequence[str] = ()
     log_dir: str | None = None
 
-    def __call__(self, image: str, command: list[str], task: str) -> None:
+    def __call__(self, image: str, command: list[str], task: str, spec_env: Mapping[str, str]) -> None:
         name = f"dcgan-kfp-{task.lower().replace('_', '-')}-{uuid.uuid4().hex[:8]}"
         cmd = [*self.docker, "run", "--rm", "--name", name, "--network", "host"]
         for folder in self.mounts:
             cmd += ["-v", f"{folder}:{folder}"]
-        for key, value in sorted(self.env.items()):
+        for key, value in sorted({**spec_env, **self.env}.items()):
             cmd += ["-e", f"{key}={value}"]
         cmd += [image, *command]
         log_path = os.path.join(self.log_dir, f"{task}.log") if self.log_dir else os.devnull
@@ -394,7 +396,8 @@ def _run_container(name: str, task: Mapping[str, Any], component: Mapping[str, A
     command = [fill_placeholders(a, executor_input)
                for a in [*container.get("command", []), *container.get("args", [])]]
     log(f"kubeflow-local: {name}: {container['image']} {shlex.join(container.get('command', []))}")
-    launcher(container["image"], command, name)
+    spec_env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    launcher(container["image"], command, name, spec_env)
     text = _read_text(executor_input["outputs"]["outputFile"])
     if text:
         written = json.loads(text).get("artifacts", {})

@@ -28,12 +28,14 @@ def compiled(tmp_path_factory) -> dict:
 
     out = tmp_path_factory.mktemp("kfp") / "pipeline.json"
     assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--root", "/pipeline-root",
-                 "--image", "dcgan-faces-pipeline:test", "--output", str(out)]) == 0
+                 "--image", "dcgan-faces-pipeline:test", "--env", "AWS_ENDPOINT_URL=http://minio.kubeflow:9000",
+                 "--output", str(out)]) == 0
     with open(out) as f:
         return json.load(f)
 
 
 def test_every_container_task_runs_the_project_entrypoint_which_knows_every_artifact_type(compiled):
+    """Every task also gets the environment given at compile time (`--env`)."""
     from tfx.orchestration.kubeflow.v2 import compiler_utils
     from tfx.utils import import_utils
 
@@ -42,6 +44,7 @@ def test_every_container_task_runs_the_project_entrypoint_which_knows_every_arti
     assert len(containers) == 5
     assert all(c["command"] == COMMAND for c in containers)
     assert all("{{$}}" in c["args"] for c in containers)
+    assert all(c["env"] == [{"name": "AWS_ENDPOINT_URL", "value": "http://minio.kubeflow:9000"}] for c in containers)
     titles = set()
     for component in spec["components"].values():
         for side in ("inputDefinitions", "outputDefinitions"):
@@ -72,7 +75,8 @@ def test_executor_inputs_come_from_the_spec_and_a_failed_task_stops_the_run(comp
     """The container engine is replaced by a recorder here (the real runs are the container tests)."""
     seen: list[tuple[str, list[str]]] = []
 
-    def launcher(image: str, command: list[str], task: str) -> None:
+    def launcher(image: str, command: list[str], task: str, env: dict[str, str]) -> None:
+        assert image == "dcgan-faces-pipeline:test" and env == {"AWS_ENDPOINT_URL": "http://minio.kubeflow:9000"}
         seen.append((task, command))
         if task == "InfraCheck":
             raise TaskFailed("task InfraCheck: container exited with 1")
@@ -110,3 +114,12 @@ def test_resolver_filters_select_the_newest_live_match():
         store.query("create_time_since_epoch>5")
     with pytest.raises(SpecError, match="not supported"):
         fill_placeholders("{{$.pipeline_job_name}}", executor_input)
+
+
+def test_compile_refuses_an_env_without_a_value(tmp_path, capsys):
+    from dcgan.cli import main
+
+    assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--env", "AWS_ENDPOINT_URL",
+                 "--output", str(tmp_path / "p.json")]) == 2
+    assert "--env 'AWS_ENDPOINT_URL' is not NAME=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
