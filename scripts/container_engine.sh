@@ -69,6 +69,10 @@ stop() {
       for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     fi
   fi
+  # dockerd leaves its default network namespace bind-mounted under the exec root.
+  if grep -qs " $STATE/exec/netns/default " /proc/mounts; then
+    $SUDO umount "$STATE/exec/netns/default" || true
+  fi
 }
 
 case "${1:-start}" in
