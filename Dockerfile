@@ -2,7 +2,10 @@
 # (`dcgan pipeline compile --kubeflow --image <registry>/dcgan-faces-pipeline:<tag>`) and for `dcgan studio`.
 #   docker build -t <registry>/dcgan-faces-pipeline:0.1.0 . && docker push <registry>/dcgan-faces-pipeline:0.1.0
 # TFX 1.16 supports Python 3.10 only; bookworm's glibc 2.36 is what the lock was resolved and tested on.
-FROM python:3.10.13-slim-bookworm
+# BASE_IMAGE: any Debian 12 image with CPython 3.10 and pip in /usr/local. Where no registry is reachable,
+# scripts/build_image.sh makes one with debootstrap + `docker import` and passes it here (README "Kubeflow").
+ARG BASE_IMAGE=python:3.10.13-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -12,10 +15,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN pip install --no-cache-dir uv==0.13.9
 
-# Dependencies first (cached layer): exactly the lock files, hashes verified.
+# Dependencies first (cached layer): exactly the lock files, hashes verified. A few locked packages are sdists with
+# C++ extensions (pyfarmhash): g++ is installed for the build and removed in the same layer.
 COPY requirements.lock requirements-nodeps.lock ./
-RUN uv pip install --system --no-cache --require-hashes -r requirements.lock \
- && uv pip install --system --no-cache --no-deps --require-hashes -r requirements-nodeps.lock
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ \
+ && uv pip install --system --no-cache --require-hashes -r requirements.lock \
+ && uv pip install --system --no-cache --no-deps --require-hashes -r requirements-nodeps.lock \
+ && apt-get purge -y --auto-remove g++ \
+ && rm -rf /var/lib/apt/lists/*
 
 # The project (no dependency resolution: everything is already installed from the lock).
 COPY pyproject.toml README.md ./

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint bench-setup clean
+.PHONY: setup run test lint bench-setup clean test-kubeflow
 
 setup:
 	@scripts/setup.sh
@@ -13,6 +13,11 @@ run: setup
 
 test: setup
 	@scripts/test.sh
+
+# The pipeline image built with a local container engine, and the compiled Kubeflow spec executed in it (README
+# "Kubeflow"); installs Debian's docker.io when there is no dockerd.
+test-kubeflow: setup
+	@scripts/test_kubeflow.sh
 
 lint: setup
 	$(VENV)/bin/ruff check dcgan components pipeline serving tests bench

@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     comp.add_argument("--kubeflow", action="store_true", required=True, help="target Kubeflow Pipelines (V2)")
     comp.add_argument("--output", default="pipeline.json", help="JSON file to write (default pipeline.json)")
     comp.add_argument("--image", help="container image for every step (default: the config's kubeflow_image)")
+    comp.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                      help="environment variable of every step's container, e.g. AWS_ENDPOINT_URL=http://minio:9000 "
+                           "for an S3-compatible root (not for secrets; repeatable)")
     comp.set_defaults(func=_cmd_compile)
 
     lin = subparsers.add_parser("lineage", help="what produced a pushed model: data, training, evaluation, blessing")
@@ -115,7 +118,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         return 0
     from pipeline.pipeline import compile_kubeflow
 
-    path = compile_kubeflow(config, args.output)
+    env = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"dcgan pipeline compile: error: --env {item!r} is not NAME=VALUE", file=sys.stderr)
+            return 2
+        env[name] = value
+    path = compile_kubeflow(config, args.output, env)
     spec = json.load(open(path))
     tasks = spec.get("pipelineSpec", {}).get("root", {}).get("dag", {}).get("tasks", {})
     print(f"wrote {path}: Kubeflow V2 PipelineJob '{config.name}', {len(tasks)} tasks "

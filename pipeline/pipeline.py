@@ -102,8 +102,10 @@ def run_local(config: PipelineConfig) -> None:
             dask_cluster.close()
 
 
-def compile_kubeflow(config: PipelineConfig, output: str) -> str:
-    """Write the Kubeflow Pipelines V2 PipelineJob JSON for `config` (offline; nothing is submitted)."""
+def compile_kubeflow(config: PipelineConfig, output: str, env: dict[str, str] | None = None) -> str:
+    """Write the Kubeflow Pipelines V2 PipelineJob JSON for `config` (offline; nothing is submitted). `env`: variables
+    set in every task's container (e.g. AWS_ENDPOINT_URL of a MinIO root; never secrets: those come from the
+    cluster, e.g. a Kubernetes secret or the pods' service account)."""
     from tfx import v1 as tfx
 
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -112,4 +114,25 @@ def compile_kubeflow(config: PipelineConfig, output: str) -> str:
         output_filename=os.path.basename(output),
     )
     runner.run(create_pipeline(config, for_kubeflow=True))
+    _use_project_entrypoint(output, env or {})
     return output
+
+
+def _use_project_entrypoint(path: str, env: dict[str, str]) -> None:
+    """Point every TFX container task of the compiled spec at `pipeline.kubeflow_entrypoint` (TFX's entrypoint
+    plus what this project needs, see there; arguments stay TFX's) and set `env` in its container."""
+    import json
+
+    from pipeline.kubeflow_entrypoint import COMMAND, TFX_ENTRYPOINT
+
+    with open(path) as f:
+        job = json.load(f)
+    for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
+        container = executor.get("container")
+        if container and container.get("command") == ["python", "-m", TFX_ENTRYPOINT]:
+            container["command"] = list(COMMAND)
+        if container and env:
+            container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    with open(path, "w") as f:
+        json.dump(job, f, indent=2, sort_keys=True)
+        f.write("\n")
