@@ -1,0 +1,57 @@
+"""Which of the two locked stacks this environment is (README "Supported platforms"), and the few things that differ
+between them, in one place:
+
+- `legacy`: TFX 1.16 / TensorFlow 2.16 / Keras 3.12 / protobuf 3.20 on Python 3.10 (requirements.lock);
+- `current`: TFX 1.21 / TensorFlow 2.21 / Keras 3.15 / protobuf 6 on Python 3.13 (requirements-current.lock).
+
+The stack is read from the installed TensorFlow's version (package metadata, no import), so it is right whichever way
+the environment was made."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import sys
+
+LEGACY = "legacy"
+CURRENT = "current"
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def tensorflow_version() -> tuple[int, int]:
+    """(major, minor) of the installed TensorFlow, (0, 0) if none."""
+    v = _version("tensorflow") or _version("tensorflow-cpu") or "0.0"
+    major, minor = (int(p) for p in v.split(".")[:2])
+    return major, minor
+
+
+def name() -> str:
+    """`legacy` (TF < 2.21) or `current` (TF >= 2.21)."""
+    return CURRENT if tensorflow_version() >= (2, 21) else LEGACY
+
+
+def describe() -> str:
+    """e.g. "current (TensorFlow 2.21.0, Python 3.13.5)"."""
+    return (f"{name()} (TensorFlow {_version('tensorflow') or 'not installed'}, "
+            f"Python {sys.version.split()[0]})")
+
+
+def s3_support() -> str | None:
+    """None if s3:// works through tf.io.gfile on this stack, else why not (a sentence naming the stack).
+
+    TensorFlow's S3 filesystem lives in tensorflow-io since TF 2.6. Its last release, 0.37.1, is built for TF 2.16
+    and Python <= 3.12: the current stack (TF 2.21, Python 3.13) has no tensorflow-io, hence no s3:// in TensorFlow."""
+    if importlib.util.find_spec("tensorflow_io") is not None:
+        return None
+    if name() == CURRENT:
+        return (f"s3:// paths are not supported on the {describe()} stack: TensorFlow reads S3 through tensorflow-io, "
+                "whose last release (0.37.1) is built for TensorFlow 2.16 and has no Python 3.13 wheel. Use gs:// "
+                "or a local/mounted path, or the legacy stack (DCGAN_STACK=legacy make setup) for s3://.")
+    return (f"s3:// paths need tensorflow-io, which is not installed in this {describe()} environment "
+            "(make setup installs it on the legacy stack).")

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs a command on the `current` stack (TFX 1.21 / TF 2.21 / Python 3.13) inside a Debian 13 root, on any Linux host
+# where we are root (CI, these glibc 2.36 machines). `make test-current` and `make run-current` use it.
+#
+#   scripts/in_current_root.sh [COMMAND...]      (default: make test)
+#
+# - The root is made once by scripts/debian_root.sh at $DCGAN_CURRENT_ROOT (default /var/cache/dcgan/trixie-current,
+#   outside the clone, so fresh CI clones reuse it) and kept: its uv cache and the repo copy's .venv make later runs
+#   warm. Concurrent callers on one machine are serialised with flock.
+# - The repo's files (tracked and untracked-but-not-ignored, as git lists them) are copied to /work/dcgan in the
+#   root; nothing of the host is bound read-write into it. Only proc, sysfs (read-only), a tmpfs /dev/shm and a
+#   tmpfs /tmp are mounted, and everything is unmounted on exit, also on failure or interruption.
+# - The command runs as root in a clean environment with DCGAN_STACK=current. Results stay inside the root
+#   (e.g. $DCGAN_CURRENT_ROOT/work/dcgan/runs/quick); test-artifacts/ is copied back to ./test-artifacts/current-stack/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROOT=${DCGAN_CURRENT_ROOT:-/var/cache/dcgan/trixie-current}
+PACKAGES=python3,python3-venv,python3-pip,ca-certificates,g++,python3-dev,make,git,chromium
+[ "$#" -gt 0 ] || set -- make test
+if [ "$(id -u)" -ne 0 ]; then
+  echo "in_current_root: needs root (debootstrap, chroot, mount); run it with sudo or use a Debian 13 / Ubuntu 24.04 host" >&2
+  exit 1
+fi
+
+mkdir -p "$(dirname "$ROOT")"
+exec 9>"$ROOT.lock"
+flock 9
+
+start=$(date +%s)
+scripts/debian_root.sh trixie "$ROOT" "$PACKAGES"
+
+MOUNTS=()
+cleanup() {
+  local i
+  for (( i=${#MOUNTS[@]}-1; i>=0; i-- )); do
+    umount "${MOUNTS[$i]}" 2>/dev/null || umount -l "${MOUNTS[$i]}" 2>/dev/null || true
+  done
+  if grep -qs " $(realpath -m "$ROOT")/" /proc/mounts; then
+    echo "in_current_root: warning: mounts left under $ROOT:" >&2
+    grep " $(realpath -m "$ROOT")/" /proc/mounts >&2 || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mnt() {  # mnt TARGET mount-args...
+  local target=$1; shift
+  mkdir -p "$target"
+  mount "$@" "$target"
+  MOUNTS+=("$target")
+}
+mnt "$ROOT/proc" -t proc proc
+mnt "$ROOT/sys" -t sysfs -o ro sysfs
+mnt "$ROOT/dev/shm" -t tmpfs -o mode=1777,size=2g tmpfs
+mnt "$ROOT/tmp" -t tmpfs -o mode=1777 tmpfs
+for dev in null zero random urandom tty; do   # debootstrap made these nodes; make sure they exist
+  [ -e "$ROOT/dev/$dev" ] || { echo "in_current_root: $ROOT/dev/$dev missing" >&2; exit 1; }
+done
+
+# A copy of the repo: replace everything but the venv (kept for warm runs) and the outputs of earlier runs.
+WORK="$ROOT/work/dcgan"
+mkdir -p "$WORK"
+find "$WORK" -mindepth 1 -maxdepth 1 ! -name .venv ! -name runs -exec rm -rf {} +
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+  | tar --null -T - -cf - | tar -C "$WORK" -xf -
+echo "in_current_root: $ROOT (Debian $(cat "$ROOT/etc/debian_version"), $(chroot "$ROOT" getconf GNU_LIBC_VERSION)); ready in $(( $(date +%s) - start )) s; running: $*" >&2
+
+rc=0
+chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  DCGAN_STACK=current ${DCGAN_TEST_ARGS:+DCGAN_TEST_ARGS="$DCGAN_TEST_ARGS"} \
+  /bin/bash -c 'cd /work/dcgan && exec "$@"' bash "$@" || rc=$?
+if [ -d "$WORK/test-artifacts" ]; then
+  mkdir -p test-artifacts && rm -rf test-artifacts/current-stack && cp -r "$WORK/test-artifacts" test-artifacts/current-stack
+fi
+echo "in_current_root: '$*' exited $rc after $(( $(date +%s) - start )) s" >&2
+exit "$rc"
