@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint bench-setup clean test-current run-current
+.PHONY: setup run test lint bench-setup clean test-current run-current bench-stacks
 
 setup:
 	@scripts/setup.sh
@@ -30,3 +30,7 @@ test-current:
 
 run-current:
 	@scripts/in_current_root.sh make run ARGS="$(ARGS)"
+
+# Train and FID img/s of both stacks in one run (bench/stacks_throughput.py; legacy = .venv, current = the root).
+bench-stacks: setup
+	@scripts/in_current_root.sh --host $(PY) bench/stacks_throughput.py $(ARGS)

@@ -2,7 +2,9 @@
 # Runs a command on the `current` stack (TFX 1.21 / TF 2.21 / Python 3.13) inside a Debian 13 root, on any Linux host
 # where we are root (CI, these glibc 2.36 machines). `make test-current` and `make run-current` use it.
 #
-#   scripts/in_current_root.sh [COMMAND...]      (default: make test)
+#   scripts/in_current_root.sh [COMMAND...]         (default: make test)
+#   scripts/in_current_root.sh --host COMMAND...    `make setup` in the root, then COMMAND on the host while the root
+#                                                   is mounted, with DCGAN_CURRENT_CHROOT=<root> (bench/stacks_throughput.py)
 #
 # - The root is made once by scripts/debian_root.sh at $DCGAN_CURRENT_ROOT (default /var/cache/dcgan/trixie-current,
 #   outside the clone, so fresh CI clones reuse it) and kept: its uv cache and the repo copy's .venv make later runs
@@ -16,7 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROOT=${DCGAN_CURRENT_ROOT:-/var/cache/dcgan/trixie-current}
-PACKAGES=python3,python3-venv,python3-pip,ca-certificates,g++,python3-dev,make,git,chromium
+PACKAGES=python3,python3-venv,python3-pip,ca-certificates,g++,python3-dev,make,git   # chromium: apt-get below (debootstrap cannot configure it)
+HOST=0
+if [ "${1:-}" = --host ]; then HOST=1; shift; fi
 [ "$#" -gt 0 ] || set -- make test
 if [ "$(id -u)" -ne 0 ]; then
   echo "in_current_root: needs root (debootstrap, chroot, mount); run it with sudo or use a Debian 13 / Ubuntu 24.04 host" >&2
@@ -57,6 +61,12 @@ for dev in null zero random urandom tty; do   # debootstrap made these nodes; ma
   [ -e "$ROOT/dev/$dev" ] || { echo "in_current_root: $ROOT/dev/$dev missing" >&2; exit 1; }
 done
 
+if [ ! -x "$ROOT/usr/bin/chromium" ]; then   # the studio's browser tests drive it (scripts/ensure_chromium.sh)
+  echo "in_current_root: installing chromium in the root (apt-get, about a minute)" >&2
+  chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c \
+    'apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null'
+fi
+
 # A copy of the repo: replace everything but the venv (kept for warm runs) and the outputs of earlier runs.
 WORK="$ROOT/work/dcgan"
 mkdir -p "$WORK"
@@ -65,7 +75,18 @@ git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' 
   | tar --null -T - -cf - | tar -C "$WORK" -xf -
 echo "in_current_root: $ROOT (Debian $(cat "$ROOT/etc/debian_version"), $(chroot "$ROOT" getconf GNU_LIBC_VERSION)); ready in $(( $(date +%s) - start )) s; running: $*" >&2
 
+in_root() {
+  chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    DCGAN_STACK=current /bin/bash -c 'cd /work/dcgan && exec "$@"' bash "$@"
+}
 rc=0
+if [ "$HOST" = 1 ]; then
+  in_root make setup
+  DCGAN_CURRENT_CHROOT="$ROOT" "$@" || rc=$?
+  echo "in_current_root: '$*' (host) exited $rc after $(( $(date +%s) - start )) s" >&2
+  exit "$rc"
+fi
 chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   DCGAN_STACK=current ${DCGAN_TEST_ARGS:+DCGAN_TEST_ARGS="$DCGAN_TEST_ARGS"} \
