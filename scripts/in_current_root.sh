@@ -75,9 +75,12 @@ git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' 
   | tar --null -T - -cf - | tar -C "$WORK" -xf -
 echo "in_current_root: $ROOT (Debian $(cat "$ROOT/etc/debian_version"), $(chroot "$ROOT" getconf GNU_LIBC_VERSION)); ready in $(( $(date +%s) - start )) s; running: $*" >&2
 
-in_root() {
+in_root() {  # a clean environment; TLS through the root's CA bundle (the host's, copied in by debian_root.sh)
+  local ca=/etc/ssl/certs/ca-certificates.crt
   chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    SSL_CERT_FILE=$ca PIP_CERT=$ca REQUESTS_CA_BUNDLE=$ca \
+    ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} ${no_proxy:+no_proxy=$no_proxy} \
     DCGAN_STACK=current /bin/bash -c 'cd /work/dcgan && exec "$@"' bash "$@"
 }
 rc=0
@@ -87,10 +90,7 @@ if [ "$HOST" = 1 ]; then
   echo "in_current_root: '$*' (host) exited $rc after $(( $(date +%s) - start )) s" >&2
   exit "$rc"
 fi
-chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
-  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  DCGAN_STACK=current ${DCGAN_TEST_ARGS:+DCGAN_TEST_ARGS="$DCGAN_TEST_ARGS"} \
-  /bin/bash -c 'cd /work/dcgan && exec "$@"' bash "$@" || rc=$?
+in_root "$@" || rc=$?
 if [ -d "$WORK/test-artifacts" ]; then
   mkdir -p test-artifacts && rm -rf test-artifacts/current-stack && cp -r "$WORK/test-artifacts" test-artifacts/current-stack
 fi
