@@ -29,7 +29,7 @@ test-current:
 	@scripts/in_current_root.sh make test
 
 run-current:
-	@scripts/in_current_root.sh make run ARGS="$(ARGS)"
+	@DCGAN_CURRENT_WORK=dcgan-run scripts/in_current_root.sh make run ARGS="$(ARGS)"
 
 # Train and FID img/s of both stacks in one run (bench/stacks_throughput.py; legacy = .venv, current = the root).
 bench-stacks: setup

@@ -9,9 +9,12 @@
 # - The root is made once by scripts/debian_root.sh at $DCGAN_CURRENT_ROOT (default /var/cache/dcgan/trixie-current,
 #   outside the clone, so fresh CI clones reuse it) and kept: its uv cache and the repo copy's .venv make later runs
 #   warm. Concurrent callers on one machine are serialised with flock.
-# - The repo's files (tracked and untracked-but-not-ignored, as git lists them) are copied to /work/dcgan in the
-#   root; nothing of the host is bound read-write into it. Only proc, sysfs (read-only), a tmpfs /dev/shm and a
-#   tmpfs /tmp are mounted, and everything is unmounted on exit, also on failure or interruption.
+# - The repo's files (tracked and untracked-but-not-ignored, as git lists them) are copied to /work/$DCGAN_CURRENT_WORK
+#   (default dcgan) in the root; nothing of the host is bound read-write into it. Only proc, sysfs (read-only), a tmpfs
+#   /dev/shm and a tmpfs /tmp are mounted, in a private mount namespace of this script (unshare -m: invisible to the
+#   host and to concurrent callers, gone when the script ends), and unmounted on exit, also on failure.
+#   Callers with different DCGAN_CURRENT_WORK (make test-current: dcgan, make run-current: dcgan-run) run side by side;
+#   the same one waits (flock).
 # - The command runs as root in a clean environment with DCGAN_STACK=current. Results stay inside the root
 #   (e.g. $DCGAN_CURRENT_ROOT/work/dcgan/runs/quick); test-artifacts/ is copied back to ./test-artifacts/current-stack/.
 set -euo pipefail
@@ -27,11 +30,18 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-mkdir -p "$(dirname "$ROOT")"
-exec 9>"$ROOT.lock"
-flock 9
+WORKNAME=${DCGAN_CURRENT_WORK:-dcgan}
+case "$WORKNAME" in */*|.*|"") echo "in_current_root: DCGAN_CURRENT_WORK must be a plain name" >&2; exit 2 ;; esac
+if [ -z "${DCGAN_IN_NAMESPACE:-}" ]; then   # our own mount namespace: no mount of ours is visible outside or outlives us
+  DCGAN_IN_NAMESPACE=1 exec unshare --mount --propagation private "$0" $([ "$HOST" = 1 ] && echo --host) "$@"
+fi
 
 start=$(date +%s)
+mkdir -p "$(dirname "$ROOT")"
+exec 8>"$ROOT.$WORKNAME.lock"
+flock 8                                      # one caller per repo copy
+exec 9>"$ROOT.lock"
+flock 9                                      # the root itself is made/extended by one caller at a time
 scripts/debian_root.sh trixie "$ROOT" "$PACKAGES"
 
 MOUNTS=()
@@ -66,9 +76,10 @@ if [ ! -x "$ROOT/usr/bin/chromium" ]; then   # the studio's browser tests drive 
   chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c \
     'apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null'
 fi
+flock -u 9
 
 # A copy of the repo: replace everything but the venv (kept for warm runs) and the outputs of earlier runs.
-WORK="$ROOT/work/dcgan"
+WORK="$ROOT/work/$WORKNAME"
 mkdir -p "$WORK"
 find "$WORK" -mindepth 1 -maxdepth 1 ! -name .venv ! -name runs -exec rm -rf {} +
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
@@ -81,7 +92,7 @@ in_root() {  # a clean environment; TLS through the root's CA bundle (the host's
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SSL_CERT_FILE=$ca PIP_CERT=$ca REQUESTS_CA_BUNDLE=$ca \
     ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} ${no_proxy:+no_proxy=$no_proxy} \
-    DCGAN_STACK=current /bin/bash -c 'cd /work/dcgan && exec "$@"' bash "$@"
+    DCGAN_STACK=current /bin/bash -c 'cd "$0" && exec "$@"' "/work/$WORKNAME" "$@"
 }
 rc=0
 if [ "$HOST" = 1 ]; then
