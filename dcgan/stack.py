@@ -55,3 +55,13 @@ def s3_support() -> str | None:
                 "or a local/mounted path, or the legacy stack (DCGAN_STACK=legacy make setup) for s3://.")
     return (f"s3:// paths need tensorflow-io, which is not installed in this {describe()} environment "
             "(make setup installs it on the legacy stack).")
+
+
+def message_class(descriptor):  # noqa: ANN001, ANN201 - a protobuf Descriptor in, its generated message class out
+    """The message class of a protobuf descriptor: protobuf 6 (current) has `message_factory.GetMessageClass` and no
+    longer `MessageFactory.GetPrototype`; protobuf 3.20 (legacy) has only the latter."""
+    from google.protobuf import message_factory
+
+    if hasattr(message_factory, "GetMessageClass"):
+        return message_factory.GetMessageClass(descriptor)
+    return message_factory.MessageFactory(descriptor.file.pool).GetPrototype(descriptor)
