@@ -33,7 +33,7 @@ fi
 WORKNAME=${DCGAN_CURRENT_WORK:-dcgan}
 case "$WORKNAME" in */*|.*|"") echo "in_current_root: DCGAN_CURRENT_WORK must be a plain name" >&2; exit 2 ;; esac
 if [ -z "${DCGAN_IN_NAMESPACE:-}" ]; then   # our own mount namespace: no mount of ours is visible outside or outlives us
-  DCGAN_IN_NAMESPACE=1 exec unshare --mount --propagation private "$0" $([ "$HOST" = 1 ] && echo --host) "$@"
+  DCGAN_IN_NAMESPACE=1 exec unshare --mount --propagation private "$PWD/scripts/in_current_root.sh" $([ "$HOST" = 1 ] && echo --host) "$@"
 fi
 
 start=$(date +%s)
