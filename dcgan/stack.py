@@ -65,3 +65,22 @@ def message_class(descriptor):  # noqa: ANN001, ANN201 - a protobuf Descriptor i
     if hasattr(message_factory, "GetMessageClass"):
         return message_factory.GetMessageClass(descriptor)
     return message_factory.MessageFactory(descriptor.file.pool).GetPrototype(descriptor)
+
+
+def message_to_json(message, **options) -> str:  # noqa: ANN001 - a protobuf message
+    """`json_format.MessageToJson` with fields at their default value printed (as TF Serving's JSON does): the option
+    is `including_default_value_fields` in protobuf 3.20 (legacy) and `always_print_fields_with_no_presence` since
+    protobuf 5 (current)."""
+    import inspect
+
+    from google.protobuf import json_format
+
+    params = inspect.signature(json_format.MessageToJson).parameters
+    key = ("always_print_fields_with_no_presence" if "always_print_fields_with_no_presence" in params
+           else "including_default_value_fields")
+    return json_format.MessageToJson(message, **{key: True}, **options)
+
+
+# The official TF Serving image matching each stack's TensorFlow (kubernetes/base pins the legacy one; README
+# "Supported platforms" says how an overlay sets the current one with `kustomize edit set image`).
+SERVING_IMAGES = {LEGACY: "tensorflow/serving:2.16.1", CURRENT: "tensorflow/serving:2.21.0"}

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import anyio
 
+from dcgan import stack
 from serving import tensors
 from serving.core import ModelRequest, ServerCore
 from serving.errors import Code, ServingError, invalid_argument
@@ -211,7 +212,6 @@ class RestApi:
         return await self._run(work)
 
     def _status(self, request: ModelRequest) -> str:
-        from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_status_pb2
 
         from serving.grpc_service import status_response
@@ -225,10 +225,9 @@ class RestApi:
         start = time.perf_counter()
         response = status_response(self.core, proto)
         self._record("status", request.name, "", Code.OK, start)
-        return json_format.MessageToJson(response, including_default_value_fields=True, indent=1)
+        return stack.message_to_json(response, indent=1)
 
     def _metadata(self, request: ModelRequest) -> str:
-        from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
         from serving.grpc_service import SIGNATURE_DEF_FIELD, metadata_response
@@ -238,9 +237,9 @@ class RestApi:
         response = metadata_response(servable)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
-        options = {"including_default_value_fields": True, "preserving_proto_field_name": True, "indent": 1}
-        model_spec = json_format.MessageToJson(response.model_spec, **options)
-        signature_defs = json_format.MessageToJson(signature_map, **options)
+        options = {"preserving_proto_field_name": True, "indent": 1}
+        model_spec = stack.message_to_json(response.model_spec, **options)
+        signature_defs = stack.message_to_json(signature_map, **options)
         self._record("metadata", request.name, servable.version, Code.OK, start)
         # The shape TF Serving writes (ToJsonString(GetModelMetadataResponse)).
         return ('{\n"model_spec":' + model_spec + ',\n"metadata": {"signature_def": ' + signature_defs + "}\n}\n")
