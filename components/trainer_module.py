@@ -62,7 +62,8 @@ def store_directions(saved_model_dir: str, fn_args: Any) -> str:
 def run_fn(fn_args: Any) -> None:
     """TFX GenericExecutor entry point."""
     from dcgan.export import export_run
-    from dcgan.train import Trainer, is_run_dir
+    from dcgan.run import is_run_dir
+    from dcgan.train import Trainer
 
     config = _train_config(fn_args)
     run_dir = fn_args.model_run_dir
@@ -70,6 +71,10 @@ def run_fn(fn_args: Any) -> None:
         trainer = Trainer.resume(run_dir, steps=config.steps, progress=sys.stderr.isatty())
     else:
         trainer = Trainer(config, run_dir, progress=sys.stderr.isatty())
+    if trainer.config.fid_every:
+        from dcgan.metrics.hook import training_hooks  # Inception: only when asked
+
+        trainer.hooks += training_hooks(trainer.config, trainer.data, trainer.sample)
     log.info("training %s: %d usable images (%s mode), %d skipped", run_dir, trainer.data.num_examples,
              trainer.data.mode, len(trainer.data.rejected))
     result = trainer.train()

@@ -88,6 +88,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise CommandError("--out RUN_DIR is required (or --resume RUN_DIR)", EXIT_USAGE)
         config = TrainConfig().replace(**given).validate()
         trainer = Trainer(config, args.out, progress=not args.no_progress)
+    if trainer.config.fid_every:
+        from dcgan.metrics.hook import training_hooks  # Inception: only when asked
+
+        trainer.hooks += training_hooks(trainer.config, trainer.data, trainer.sample)
     d = trainer.data
     print(f"data: {d.source.description}, {d.num_examples} usable images ({d.mode} mode), "
           f"{len(d.rejected)} skipped", file=sys.stderr)
@@ -190,7 +194,76 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-BUILTIN: list[Callable] = [_add_train, _add_sample, _add_visualize, _add_export]
+# -- directions ----------------------------------------------------------------------------------------------------
+_DIRECTIONS_HELP = {
+    "samples": "generated samples labelled to fit the directions",
+    "eval_samples": "fresh samples on which each direction's effect is measured",
+    "amounts": "steps along each direction at which the effect is measured, comma-separated",
+    "epochs": "classifier training epochs",
+    "min_steps": "classifier optimizer steps at least",
+    "batch_size": "classifier batch size",
+    "learning_rate": "classifier learning rate",
+    "max_examples": "real examples read at most (train + held-out)",
+    "heldout_fraction": "held-out share when the data has no eval split",
+    "min_positives": "positive and negative training examples an attribute needs",
+    "min_group": "generated samples needed on each side (fewer: top/bottom decile split)",
+    "threshold": "classifier score at which a face has the attribute",
+    "seed": "seed of the samples and the classifier",
+}
+
+
+def _add_directions(sub) -> None:
+    from dcgan.directions import DirectionsConfig
+
+    p = sub.add_parser("directions", help="attribute directions in z of a SavedModel (stored beside it)",
+                       description="Train a small attribute classifier on labelled real examples, label generated "
+                                   "samples with it, and store direction = mean z(with) - mean z(without) per "
+                                   "attribute in SAVED_MODEL_DIR/assets.extra/directions.json, with the measured "
+                                   "effect of moving fresh samples along each direction.")
+    p.add_argument("saved_model_dir", metavar="SAVED_MODEL_DIR", help="a generator SavedModel (dcgan export, Pusher)")
+    p.add_argument("--data", required=True,
+                   help="labelled examples: an Examples directory (train split trains the classifier, eval split "
+                        "is held out) or TFRecord files/folders/globs, comma-separated")
+    names = add_dataclass_arguments(p, DirectionsConfig, help_text=_DIRECTIONS_HELP)
+    p.add_argument("--out", help="write directions.json here instead of SAVED_MODEL_DIR/assets.extra/")
+    p.add_argument("--json", action="store_true", help="print the whole document instead of the table")
+    p.set_defaults(func=_cmd_directions, config_names=names)
+
+
+def _cmd_directions(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    import json
+
+    from dcgan.directions import (
+        DirectionsConfig,
+        NoAttributeLabels,
+        compute_directions,
+        format_report,
+        resolve_labelled_files,
+        write_directions,
+    )
+
+    if not os.path.isfile(os.path.join(args.saved_model_dir, "saved_model.pb")):
+        raise CommandError(f"{args.saved_model_dir!r} is not a SavedModel directory (no saved_model.pb)", EXIT_USAGE)
+    try:
+        config = DirectionsConfig(**overrides(args, args.config_names)).validate()
+    except ValueError as e:
+        raise CommandError(str(e), EXIT_USAGE) from None
+    try:
+        train, heldout = resolve_labelled_files(args.data)
+        result = compute_directions(args.saved_model_dir, train, heldout, config)
+    except NoAttributeLabels as e:
+        raise CommandError(f"no attribute directions: {e}", EXIT_USAGE) from None
+    path = write_directions(args.saved_model_dir, result, args.out)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(format_report(result))
+        print(f"\n{len(result['attributes'])} directions -> {path} ({result['seconds']:.0f} s)")
+    return 0
+
+
+BUILTIN: list[Callable] = [_add_train, _add_sample, _add_visualize, _add_export, _add_directions]
 
 
 def build_parser() -> argparse.ArgumentParser:

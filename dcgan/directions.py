@@ -7,7 +7,7 @@ The recipe (a supervised version of the DCGAN paper's §6.3 vector arithmetic):
    flags, CelebA's own ±1 flags) plus a few derived from the avatars' parts (see `derive_attributes`). Accuracy is
    measured on held-out real examples (the eval split, else a hashed 20 % of the data).
 2. Generate many samples z ~ N(0, I) with the exported generator and label them with the classifier.
-3. direction = mean z(with) − mean z(without), scaled to unit length (dcgan.latent.direction). Because z ~ N(0, I),
+3. direction = mean z(with) − mean z(without), scaled to unit length (dcgan.latent.unit_direction). Because z ~ N(0, I),
    moving a face by `amount` along a unit direction moves its projection by `amount` standard deviations.
 4. Report how well each direction works: on *fresh* samples (another seed), the classifier's mean score for the
    attribute after moving by each amount (±1, ±2, ±3), its change from amount 0, the share of faces with the
@@ -73,6 +73,8 @@ class DirectionsConfig:
         for name in ("samples", "eval_samples", "epochs", "batch_size", "max_examples", "min_positives", "min_group"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"directions: {name}={getattr(self, name)} must be a positive integer")
+        if self.min_steps < 0:
+            raise ValueError(f"directions: min_steps={self.min_steps} must be ≥ 0")
         if self.samples < 2 * self.min_group:
             raise ValueError(f"directions: samples={self.samples} must be at least 2 x min_group={self.min_group}")
         if not 0.0 < self.heldout_fraction < 1.0:

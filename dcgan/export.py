@@ -176,7 +176,7 @@ def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,
 def export_run(run_dir: str, out_dir: str, *, use_ema: bool = True, checkpoint: str | None = None,
                overwrite: bool = False, extra_metadata: dict[str, Any] | None = None) -> str:
     """Export the generator of a training run (the EMA copy when the run keeps one and `use_ema`)."""
-    from dcgan.train import load_models  # heavy; only needed here
+    from dcgan.run import load_models  # heavy; only needed here
 
     models = load_models(run_dir, checkpoint=checkpoint, precision="float32")
     generator = models.sampling_generator if use_ema else models.generator

@@ -82,9 +82,3 @@ def unit_direction(with_attr: np.ndarray, without_attr: np.ndarray) -> tuple[np.
     norm = float(np.linalg.norm(d))
     return (d / max(norm, 1e-12)).astype(np.float32), norm
 
-
-def direction(with_attr: np.ndarray, without_attr: np.ndarray, normalize: bool = True) -> np.ndarray:
-    """mean z(with) − mean z(without), optionally scaled to unit length."""
-    if normalize:
-        return unit_direction(with_attr, without_attr)[0]
-    return (np.mean(np.atleast_2d(with_attr), 0) - np.mean(np.atleast_2d(without_attr), 0)).astype(np.float32)

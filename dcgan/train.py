@@ -1,6 +1,7 @@
-"""The DCGAN training loop: one compiled `tf.function` step, checkpoints with exact resume, TensorBoard, sample grids.
+"""The DCGAN training loop: the GAN update (`dcgan_update`, one function that reads like the paper), the machinery
+around it (replica seeding, the strategy, EMA), checkpoints with exact resume, TensorBoard, sample grids.
 
-A run directory is self-contained and reproducible:
+A run directory (see dcgan.run for the config and checkpoint it holds) is self-contained and reproducible:
 
     RUN_DIR/config.json          the TrainConfig the run was started with (resume reads it)
     RUN_DIR/checkpoints/         tf.train.Checkpoint: G, D, EMA G, both Adam states, step, data-iterator state
@@ -11,6 +12,9 @@ A run directory is self-contained and reproducible:
 
 Randomness is a pure function of (seed, step, replica): z and the flips come from stateless RNG ops, so resuming at
 step k replays exactly what an uninterrupted run would have done (the data order comes from the iterator state).
+
+Side jobs run by hooks that the caller builds and passes in (e.g. `dcgan.metrics.hook.fid_hook` for `fid_every`);
+a hook sees the step number only, and what it was given when built (a sampler, arrays).
 """
 
 from __future__ import annotations
@@ -30,25 +34,22 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from dcgan import images as imlib
-from dcgan.config import ConfigError, TrainConfig, load_config, save_config
+from dcgan.config import ConfigError, TrainConfig, save_config
 from dcgan.data import TrainingData, make_training_data
 from dcgan.errors import RunDirError
 from dcgan.latent import z_from_seeds
-from dcgan.model import build_discriminator, build_generator
+from dcgan.run import CHECKPOINT_DIR, CONFIG_FILE, GanModels, is_run_dir, load_run_config
 from dcgan.runtime import configure_tf_threads
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-
 
 class TrainHook(Protocol):
-    """Called every `every` steps with the trainer; returns scalars to log (e.g. {"fid": 42.0})."""
+    """Called every `every` steps with the step number; returns scalars to log (e.g. {"fid": 42.0})."""
 
     every: int
 
-    def __call__(self, trainer: Trainer, step: int) -> dict[str, float]: ...
+    def __call__(self, step: int) -> dict[str, float]: ...
 
 
 @dataclass
@@ -82,74 +83,75 @@ def select_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def is_run_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isdir(os.path.join(path, CHECKPOINT_DIR))
-
-
-class GanModels:
-    """G, D, the optional EMA copy of G and both optimizers, built under a strategy scope, plus their checkpoint."""
-
-    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
-        self.config = config
-        self.strategy = strategy or tf.distribute.get_strategy()
-        with self.strategy.scope():
-            self.generator = build_generator(config.model, seed=config.seed)
-            self.discriminator = build_discriminator(config.model, seed=config.seed)
-            self.ema_generator = build_generator(config.model, name="ema_generator") if config.ema_decay else None
-            if self.ema_generator is not None:
-                for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
-                    ema_var.assign(var)
-            self.g_optimizer = self._optimizer()
-            self.d_optimizer = self._optimizer()
-            self.g_optimizer.build(self.generator.trainable_variables)
-            self.d_optimizer.build(self.discriminator.trainable_variables)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-
-    def _optimizer(self) -> keras.optimizers.Optimizer:
-        opt = keras.optimizers.Adam(learning_rate=self.config.learning_rate, beta_1=self.config.beta1)  # paper §4
-        if self.config.precision == "mixed_float16":
-            opt = keras.optimizers.LossScaleOptimizer(opt)
-        return opt
-
-    @property
-    def sampling_generator(self) -> keras.Model:
-        """The generator used for samples and export: the EMA copy when there is one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
-
-    def checkpoint(self, optimizers: bool = True, **extra: tf.train.Checkpoint) -> tf.train.Checkpoint:
-        parts = dict(generator=self.generator, discriminator=self.discriminator, step=self.step)
-        if optimizers:
-            parts.update(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
-        if self.ema_generator is not None:
-            parts["ema_generator"] = self.ema_generator
-        parts.update(extra)
-        return tf.train.Checkpoint(**parts)
-
-
-def set_precision(precision: str) -> None:
-    keras.mixed_precision.set_global_policy(precision)
-
-
-def load_models(run_dir: str, checkpoint: str | None = None, precision: str | None = None) -> GanModels:
-    """Rebuild G/D from a run's config and restore the latest (or the given) checkpoint, without the data iterator.
-    `precision` overrides the run's (export uses float32: variables are float32 under every policy)."""
-    if not is_run_dir(run_dir):
-        raise RunDirError(f"{run_dir!r} is not a run directory (no {CONFIG_FILE} and {CHECKPOINT_DIR}/ in it)")
-    config = load_config(os.path.join(run_dir, CONFIG_FILE))
-    if precision:
-        config = config.replace(precision=precision)
-    set_precision(config.precision)
-    models = GanModels(config)
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
-    if not path:
-        raise RunDirError(f"{run_dir!r} has no checkpoint yet")
-    # Without the optimizers: their structure depends on the precision (loss scaling) and sampling never needs them.
-    models.checkpoint(optimizers=False).restore(path).expect_partial()
-    return models
-
-
 def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)[:, 0]
+
+
+def dcgan_update(generator: keras.Model, discriminator: keras.Model, g_optimizer: keras.optimizers.Optimizer,
+                 d_optimizer: keras.optimizers.Optimizer, real: tf.Tensor, z: tf.Tensor, *,
+                 global_batch_size: int, real_label: float = 1.0) -> dict[str, tf.Tensor]:
+    """One DCGAN update on a batch of real images (in [-1, 1]) and z: D step, then G step against the updated D, as
+    in pytorch/examples' dcgan/main.py. Losses are averaged over the global batch (each replica adds its share);
+    `optimizer.scale_loss` is the identity except under loss scaling (mixed_float16), where `apply_gradients`
+    unscales. `real_label` < 1 is one-sided label smoothing (Salimans et al. 2016); 1 = the paper."""
+    batch = tf.shape(real)[0]
+
+    def average(per_example: tf.Tensor) -> tf.Tensor:
+        return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+    g_tape = tf.GradientTape()  # records G's forward now and D's judgement of it in step (2)
+    with g_tape:
+        fake = generator(z, training=True)  # one G forward, reused by both steps (pytorch/examples does the same)
+
+    # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
+    with tf.GradientTape() as d_tape:
+        real_logits = discriminator(real, training=True)
+        fake_logits = discriminator(tf.stop_gradient(fake), training=True)
+        d_loss = average(_bce(tf.fill([batch, 1], real_label), real_logits) + _bce(tf.zeros([batch, 1]), fake_logits))
+        d_objective = d_optimizer.scale_loss(d_loss)
+    d_grads = d_tape.gradient(d_objective, discriminator.trainable_variables)
+    d_optimizer.apply_gradients(list(zip(d_grads, discriminator.trainable_variables)))
+
+    # (2) Update G network: maximize log(D(G(z))) (the non-saturating loss of the GAN paper, §3)
+    with g_tape:
+        gen_logits = discriminator(fake, training=True)
+        g_loss = average(_bce(tf.ones([batch, 1]), gen_logits))
+        g_objective = g_optimizer.scale_loss(g_loss)
+    g_grads = g_tape.gradient(g_objective, generator.trainable_variables)
+    g_optimizer.apply_gradients(list(zip(g_grads, generator.trainable_variables)))
+
+    return {
+        "d_loss": d_loss,
+        "g_loss": g_loss,
+        "d_real": average(tf.sigmoid(real_logits[:, 0])),  # D(x)
+        "d_fake": average(tf.sigmoid(fake_logits[:, 0])),  # D(G(z)) before D's update
+    }
+
+
+def replica_inputs(real_u8: tf.Tensor, step: tf.Tensor, *, seed: int, z_dim: int, random_flip: bool,
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
+    """(real images in [-1, 1], randomly flipped; z) for this replica at `step`: stateless RNG seeded by (seed,
+    replica, step), so a resumed run draws exactly what an uninterrupted one would have."""
+    batch = tf.shape(real_u8)[0]
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    rng_seed = tf.stack([tf.cast(seed, tf.int64) * 1024 + tf.cast(replica, tf.int64), step])
+    real = tf.cast(real_u8, tf.float32) / 127.5 - 1.0
+    if random_flip:
+        flip = tf.random.stateless_uniform([batch, 1, 1, 1], seed=rng_seed + [0, 1 << 40]) < 0.5
+        real = tf.where(flip, tf.reverse(real, axis=[2]), real)
+    z = tf.random.stateless_normal([batch, z_dim], seed=rng_seed)
+    return real, z
+
+
+def update_ema(ema: keras.Model, generator: keras.Model, step: tf.Variable, decay: float) -> None:
+    """EMA of G's weights, with the warm-up of tf.train.ExponentialMovingAverage(num_updates=step): early on the
+    average follows G closely instead of dragging in the random initialisation. BN statistics are copied."""
+    stepf = tf.cast(step, tf.float32)
+    d = tf.minimum(decay, (1.0 + stepf) / (10.0 + stepf))
+    for ema_var, var in zip(ema.trainable_variables, generator.trainable_variables):
+        ema_var.assign(d * ema_var + (1.0 - d) * var)
+    for ema_var, var in zip(ema.non_trainable_variables, generator.non_trainable_variables):
+        ema_var.assign(var)  # BN running statistics
 
 
 class Trainer:
@@ -175,7 +177,6 @@ class Trainer:
             os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
 
         configure_threads(config.intra_op_threads, config.inter_op_threads)
-        set_precision(config.precision)
         self.strategy = select_strategy(config.strategy)
         self.data: TrainingData = make_training_data(
             config.data, size=config.model.size, channels=config.model.channels, batch_size=config.batch_size,
@@ -203,10 +204,6 @@ class Trainer:
         self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
         self.sample_z = z_from_seeds(np.arange(config.num_samples), config.model.z_dim)
         self._train_step = self._build_step()
-        if config.fid_every:
-            from dcgan.metrics.hook import FidHook  # the metrics package; heavy (Inception), so only when asked
-
-            self.hooks.append(FidHook(self, every=config.fid_every, num_samples=config.fid_samples))
 
     # -- construction helpers ---------------------------------------------------------------------------------------
     @classmethod
@@ -216,7 +213,7 @@ class Trainer:
             raise RunDirError(f"cannot resume: {run_dir!r} is not a run directory "
                               f"(expected {CONFIG_FILE} and {CHECKPOINT_DIR}/)")
         try:
-            config = load_config(os.path.join(run_dir, CONFIG_FILE))
+            config = load_run_config(run_dir)
         except (ValueError, TypeError, ConfigError) as e:
             raise RunDirError(f"cannot resume: {run_dir}/{CONFIG_FILE} is not a valid run config: {e}") from e
         if steps is not None:
@@ -224,62 +221,21 @@ class Trainer:
         return cls(config, run_dir, resume=True, **kwargs)
 
     def _build_step(self) -> Callable[[], dict[str, tf.Tensor]]:
+        """The compiled training step: next batch → split across replicas → `dcgan_update` on each → losses summed
+        over replicas → EMA → step + 1."""
         cfg = self.config
         m = self.models
-        G, D = m.generator, m.discriminator
-        global_batch = cfg.batch_size
-        real_label = 1.0 - cfg.label_smoothing  # one-sided label smoothing (Salimans et al. 2016); 0 = paper
-        z_dim = cfg.model.z_dim
-        lookup = self.data.lookup
-        mixed16 = cfg.precision == "mixed_float16"
-
-        def scaled(opt, loss):
-            return opt.scale_loss(loss) if mixed16 else loss
-
-        def step_fn(element: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-            real_u8 = lookup(element)
-            batch = tf.shape(real_u8)[0]
-            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            seed = tf.stack([tf.cast(cfg.seed, tf.int64) * 1024 + tf.cast(replica, tf.int64), step])
-            real = tf.cast(real_u8, tf.float32) / 127.5 - 1.0
-            if cfg.random_flip:
-                flip = tf.random.stateless_uniform([batch, 1, 1, 1], seed=seed + [0, 1 << 40]) < 0.5
-                real = tf.where(flip, tf.reverse(real, axis=[2]), real)
-            z = tf.random.stateless_normal([batch, z_dim], seed=seed)
-
-            with tf.GradientTape() as g_tape:
-                fake = G(z, training=True)  # one G forward, reused by both updates
-                # (1) D step: maximise log D(x) + log(1 − D(G(z))).
-                with tf.GradientTape() as d_tape:
-                    real_logits = D(real, training=True)
-                    fake_logits = D(tf.stop_gradient(fake), training=True)
-                    d_loss = tf.nn.compute_average_loss(
-                        _bce(tf.fill([batch, 1], real_label), real_logits) + _bce(tf.zeros([batch, 1]), fake_logits),
-                        global_batch_size=global_batch)
-                    d_objective = scaled(m.d_optimizer, d_loss)  # loss scaling (mixed_float16) inside the tape
-                d_grads = d_tape.gradient(d_objective, D.trainable_variables)
-                m.d_optimizer.apply_gradients(list(zip(d_grads, D.trainable_variables)))
-                # (2) G step against the updated D, non-saturating: maximise log D(G(z)).
-                gen_logits = D(fake, training=True)
-                g_loss = tf.nn.compute_average_loss(_bce(tf.ones([batch, 1]), gen_logits),
-                                                    global_batch_size=global_batch)
-                g_objective = scaled(m.g_optimizer, g_loss)
-            g_grads = g_tape.gradient(g_objective, G.trainable_variables)
-            m.g_optimizer.apply_gradients(list(zip(g_grads, G.trainable_variables)))  # LossScaleOptimizer unscales
-            return {
-                "d_loss": d_loss,
-                "g_loss": g_loss,
-                "d_real": tf.nn.compute_average_loss(tf.sigmoid(real_logits[:, 0]), global_batch_size=global_batch),
-                "d_fake": tf.nn.compute_average_loss(tf.sigmoid(fake_logits[:, 0]), global_batch_size=global_batch),
-            }
-
-        ema = m.ema_generator
-        decay = cfg.ema_decay
         strategy = self.strategy
         iterator = self.iterator
-
+        lookup = self.data.lookup
         replicas = strategy.num_replicas_in_sync
-        per_replica_batch = global_batch // replicas
+        per_replica_batch = cfg.batch_size // replicas
+
+        def replica_step(element: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+            real, z = replica_inputs(lookup(element), step, seed=cfg.seed, z_dim=cfg.model.z_dim,
+                                     random_flip=cfg.random_flip)
+            return dcgan_update(m.generator, m.discriminator, m.g_optimizer, m.d_optimizer, real, z,
+                                global_batch_size=cfg.batch_size, real_label=1.0 - cfg.label_smoothing)
 
         def split(element: tf.Tensor):
             if replicas == 1:
@@ -290,27 +246,26 @@ class Trainer:
 
         @tf.function
         def train_step() -> dict[str, tf.Tensor]:
-            element = next(iterator)
-            per_replica = strategy.run(step_fn, args=(split(element), m.step.read_value()))
+            per_replica = strategy.run(replica_step, args=(split(next(iterator)), m.step.read_value()))
             out = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-            if ema is not None:
-                # Warm-up as in tf.train.ExponentialMovingAverage(num_updates=step): early on the average follows G
-                # closely instead of dragging in the random initialisation.
-                stepf = tf.cast(m.step, tf.float32)
-                d = tf.minimum(decay, (1.0 + stepf) / (10.0 + stepf))
-                for ema_var, var in zip(ema.trainable_variables, G.trainable_variables):
-                    ema_var.assign(d * ema_var + (1.0 - d) * var)
-                for ema_var, var in zip(ema.non_trainable_variables, G.non_trainable_variables):
-                    ema_var.assign(var)  # BN running statistics
+            if m.ema_generator is not None:
+                update_ema(m.ema_generator, m.generator, m.step, cfg.ema_decay)
             m.step.assign_add(1)
             return out
 
         return train_step
 
     # -- side jobs ----------------------------------------------------------------------------------------------------
+    def sample(self, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """z [N, z_dim] → images [N, H, W, C] in [-1, 1] from the sampling generator's current weights (the EMA copy
+        when there is one): the sampler hooks are given."""
+        generator = self.models.sampling_generator
+        z = np.asarray(z, np.float32)
+        return np.concatenate([np.asarray(generator(z[i:i + batch_size], training=False), np.float32)
+                               for i in range(0, len(z), batch_size)])
+
     def sample_grid(self) -> np.ndarray:
-        images = self.models.sampling_generator(self.sample_z, training=False)
-        return imlib.make_grid(np.asarray(images))
+        return imlib.make_grid(self.sample(self.sample_z))
 
     def _write_samples(self, step: int) -> str:
         grid = self.sample_grid()
@@ -354,6 +309,9 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=step, desc="training", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
         t_window, n_window = time.perf_counter(), 0
+        if cfg.fid_every and not self.hooks:
+            log.warning("fid_every=%d but no FID hook was given: build one with dcgan.metrics.hook.fid_hook(...) "
+                        "and append it to trainer.hooks", cfg.fid_every)
         try:
             if step == 0:
                 self._write_samples(0)
@@ -373,7 +331,7 @@ class Trainer:
                     self._write_samples(step)
                 for hook in self.hooks:
                     if hook.every and step % hook.every == 0:
-                        self._log(step, hook(self, step))
+                        self._log(step, hook(step))
                 if step % cfg.checkpoint_every == 0:
                     last_path = self._save(step)
             if step > start_step and step % cfg.sample_every != 0:

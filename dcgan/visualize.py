@@ -38,7 +38,7 @@ def load_sampler(source: str, use_ema: bool = True, checkpoint: str | None = Non
 
         g = LoadedGenerator(source)
         return Sampler(g.z_dim, g.images, source, f"SavedModel {source}")
-    from dcgan.train import is_run_dir, load_models
+    from dcgan.run import is_run_dir, load_models
 
     if not is_run_dir(source):
         raise FileNotFoundError(f"{source!r} is neither a run directory (config.json + checkpoints/) "

@@ -29,21 +29,15 @@ def _config(args: argparse.Namespace):
     from pipeline.config import preset
 
     config = preset(args.preset)
+    # Every flag that was given counts, 0 and "" included: the config's validation decides what is allowed (e.g.
+    # --steps 0 is refused, --workers 0 means one worker per core).
     assignments = []
-    if args.root:
-        assignments.append(f"root={args.root}")
-    if args.data:
-        assignments.append(f"data={args.data}")
-    if args.serving_root:
-        assignments.append(f"serving_root={args.serving_root}")
-    if args.model_name:
-        assignments.append(f"model_name={args.model_name}")
-    if args.steps:
-        assignments.append(f"train.steps={args.steps}")
-    for name in ("runner", "workers"):
-        value = getattr(args, name, None)
-        if value:
-            assignments.append(f"beam.{name}={value}")
+    for flag, key in (("root", "root"), ("data", "data"), ("serving_root", "serving_root"),
+                      ("model_name", "model_name"), ("steps", "train.steps"), ("runner", "beam.runner"),
+                      ("workers", "beam.workers")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            assignments.append(f"{key}={value}")
     if getattr(args, "no_cache", False):
         assignments.append("enable_cache=false")
     if getattr(args, "image", None):

@@ -22,7 +22,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.ingest.config import IngestConfig, IngestError, IngestSettings
+from dcgan.cli_args import is_settable, parse_value, type_name
 from dcgan.config import ConfigError, ModelConfig, TrainConfig
+from dcgan.directions import DirectionsConfig
+from dcgan.metrics.config import EvaluationConfig
 
 PRESETS = ("smoke", "quick", "full")
 BEAM_RUNNERS = ("direct", "multiprocess", "dask")
@@ -30,45 +34,41 @@ INGEST_MODES = ("align", "center-crop", "none")
 
 
 @dataclass(frozen=True)
-class IngestSettings:
-    """FaceExampleGen parameters (image size comes from train.model.size)."""
+class EvaluationSettings(EvaluationConfig):
+    """The FidEvaluator's settings: every `dcgan.metrics.config.EvaluationConfig` field (None = off, as everywhere),
+    plus whether the pipeline compares with the last blessed model at all."""
 
-    mode: str = "center-crop"
-    crop_size: int = 0  # 0 = the largest central square
-    eval_ratio: float = 0.1
-    seed: int = 0
-    records_per_shard: int = 10_000
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """FidEvaluator parameters: how many samples, and the gate."""
-
-    num_samples: int = 1000
-    num_real: int = 0  # 0 = the whole eval split
-    fid_threshold: float = 0.0  # bless only if FID ≤ this; 0 = no absolute rule
-    max_fid_regression: float = 0.0  # bless only if FID ≤ last blessed FID + this; 0 = must not be worse at all
     regression_check: bool = True  # compare with the last blessed model when there is one
-    memorization_reference: int = 2000
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    seed: int = 0
+
+    def component_args(self) -> dict[str, Any]:
+        """FidEvaluator's settings: the EvaluationConfig fields (no regression rule without the check)."""
+        args = {f.name: getattr(self, f.name) for f in dataclasses.fields(EvaluationConfig)}
+        if not self.regression_check:
+            args["max_fid_regression"] = None
+        return args
 
 
 @dataclass(frozen=True)
-class DirectionsSettings:
+class DirectionsSettings(DirectionsConfig):
     """Attribute directions in z, computed by the Trainer right after the export (dcgan.directions) when the data
-    has attribute labels, and stored with the model (assets.extra/directions.json) for the studio's sliders."""
+    has attribute labels, and stored with the model (assets.extra/directions.json) for the studio's sliders: every
+    `dcgan.directions.DirectionsConfig` field, plus whether to compute them at all."""
 
     enabled: bool = True
-    samples: int = 4000  # generated samples labelled by the attribute classifier to fit the directions
-    eval_samples: int = 256  # fresh samples on which the effect of each direction is measured
-    min_steps: int = 300  # classifier optimizer steps at least
 
-    def custom_config(self) -> bool | dict[str, int]:
+    def custom_config(self) -> bool | dict[str, Any]:
+        """The Trainer's custom_config["directions"]: False, or the DirectionsConfig fields (JSON)."""
         if not self.enabled:
             return False
-        return {"samples": self.samples, "eval_samples": self.eval_samples, "min_steps": self.min_steps}
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(DirectionsConfig)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DirectionsSettings:
+        d = dict(d)
+        if "amounts" in d:
+            d["amounts"] = tuple(float(a) for a in d["amounts"])
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,9 @@ class PipelineConfig:
     kubeflow_image: str = "ghcr.io/dcgan-faces/pipeline:0.1.0"
     ingest: IngestSettings = field(default_factory=IngestSettings)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(data="<from ingest>"))
-    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    # The pipeline's own defaults: a candidate must not be worse than the last blessed model at all.
+    evaluation: EvaluationSettings = field(
+        default_factory=lambda: EvaluationSettings(max_fid_regression=0.0, memorization_reference=2000))
     directions: DirectionsSettings = field(default_factory=DirectionsSettings)
     beam: BeamSettings = field(default_factory=BeamSettings)
 
@@ -131,6 +133,8 @@ class PipelineConfig:
             raise ConfigError(f"preset={self.preset!r} is not one of {PRESETS}")
         if not self.data:
             raise ConfigError("data is empty: pass --data SOURCE (a folder, a zip, a glob or avatars:N:SEED)")
+        if not self.root:
+            raise ConfigError("root is empty: pass --root DIR (artifacts and metadata.sqlite live under it)")
         if not self.name or any(c in self.name for c in "/ "):
             raise ConfigError(f"name={self.name!r} must be non-empty without '/' or spaces")
         if not self.model_name or any(c in self.model_name for c in "/. "):
@@ -140,15 +144,22 @@ class PipelineConfig:
         if not 0 < self.ingest.eval_ratio < 1:
             raise ConfigError(f"ingest.eval_ratio={self.ingest.eval_ratio} must be in (0, 1): evaluation needs "
                               "an eval split")
+        try:
+            IngestConfig(source=self.data, size=self.train.model.size, **dataclasses.asdict(self.ingest)).validate()
+        except IngestError as e:
+            raise ConfigError(f"ingest: {e}") from e
         if self.beam.runner not in BEAM_RUNNERS:
             raise ConfigError(f"beam.runner={self.beam.runner!r} is not one of {BEAM_RUNNERS}")
         if self.beam.workers < 0:
             raise ConfigError(f"beam.workers={self.beam.workers} must be ≥ 0 (0 = one per core)")
-        e = self.evaluation
-        if e.num_samples < 2 or e.fid_threshold < 0 or e.max_fid_regression < 0:
-            raise ConfigError("evaluation.num_samples must be ≥ 2 and the FID limits ≥ 0")
-        if self.directions.samples < 20 or self.directions.eval_samples < 1 or self.directions.min_steps < 1:
-            raise ConfigError("directions.samples must be ≥ 20, eval_samples and min_steps ≥ 1")
+        try:
+            self.evaluation.validate()
+        except ConfigError as e:
+            raise ConfigError(f"evaluation: {e}") from e
+        try:
+            self.directions.validate()
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         if self.infra_timeout_seconds <= 0:
             raise ConfigError("infra_timeout_seconds must be positive")
         self.train.validate()
@@ -167,7 +178,7 @@ class PipelineConfig:
             "ingest": IngestSettings(**d.pop("ingest", {})),
             "train": TrainConfig.from_dict(d.pop("train", {"data": "<from ingest>"})),
             "evaluation": EvaluationSettings(**d.pop("evaluation", {})),
-            "directions": DirectionsSettings(**d.pop("directions", {})),
+            "directions": DirectionsSettings.from_json(d.pop("directions", {})),
             "beam": BeamSettings(**d.pop("beam", {})),
         }
         return cls(**d, **nested)
@@ -184,21 +195,12 @@ class PipelineConfig:
 
 
 def _coerce(raw: str, hint: Any, key: str) -> Any:
-    base = typing.get_origin(hint) or hint
+    if not is_settable(hint):
+        raise ConfigError(f"--set {key}: a {type_name(hint)} cannot be set from text")
     try:
-        if base is bool:
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if base is int:
-            return int(raw)
-        if base is float:
-            return float(raw)
-        return raw
+        return parse_value(raw, hint)
     except ValueError as e:
-        raise ConfigError(f"--set {key}={raw!r}: expected {getattr(base, '__name__', base)}") from e
+        raise ConfigError(f"--set {key}={raw!r}: {e}") from e
 
 
 def _assign(obj: Any, path: list[str], raw: str, key: str) -> Any:

@@ -9,6 +9,7 @@ Pipelines V2 compiler.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from pipeline.config import PipelineConfig
@@ -25,10 +26,8 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
     from components.ingest.component import FaceExampleGen
 
     config.validate()
-    ingest = FaceExampleGen(
-        source=config.data, size=config.train.model.size, mode=config.ingest.mode,
-        crop_size=config.ingest.crop_size or None, eval_ratio=config.ingest.eval_ratio, seed=config.ingest.seed,
-        records_per_shard=config.ingest.records_per_shard, fingerprint_source=not for_kubeflow)
+    ingest = FaceExampleGen(source=config.data, size=config.train.model.size, fingerprint_source=not for_kubeflow,
+                            **dataclasses.asdict(config.ingest))
 
     trainer = tfx.components.Trainer(
         run_fn="components.trainer_module.run_fn",
@@ -44,19 +43,11 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
 
-    e = config.evaluation
     evaluator = FidEvaluator(
         model=trainer.outputs["model"],
         examples=ingest.outputs["examples"],
-        baseline_model=resolver.outputs["model"] if e.regression_check else None,
-        num_samples=e.num_samples,
-        num_real=e.num_real or None,
-        fid_threshold=e.fid_threshold or None,
-        max_fid_regression=e.max_fid_regression if e.regression_check else None,
-        seed=e.seed,
-        memorization_reference=e.memorization_reference or None,
-        kid_subsets=e.kid_subsets,
-        kid_subset_size=e.kid_subset_size,
+        baseline_model=resolver.outputs["model"] if config.evaluation.regression_check else None,
+        **config.evaluation.component_args(),
     )
 
     components = [ingest, trainer, resolver, evaluator]

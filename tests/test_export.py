@@ -33,7 +33,7 @@ def test_signatures_and_their_input_specs(generator):
 
 
 def test_serving_default_matches_the_ema_generator_of_the_run(generator, tiny_run):
-    from dcgan.train import load_models
+    from dcgan.run import load_models
 
     models = load_models(tiny_run)
     z = np.random.default_rng(1).standard_normal((3, 100)).astype(np.float32)

@@ -241,10 +241,11 @@ def test_trainer_logs_fid_every_k_steps_with_the_hook(image_folder, tmp_path, me
                          log_every=2, sample_every=4, checkpoint_every=4, num_samples=4, fid_every=2,
                          fid_samples=8)
     trainer = Trainer(config, str(tmp_path / "run"), progress=False)
-    from dcgan.metrics.hook import FidHook
+    from dcgan.metrics.hook import FidHook, training_hooks
 
-    hooks = [h for h in trainer.hooks if isinstance(h, FidHook)]
-    assert len(hooks) == 1 and hooks[0].every == 2 and hooks[0].num_samples == 8
+    hooks = training_hooks(trainer.config, trainer.data, trainer.sample)
+    assert len(hooks) == 1 and isinstance(hooks[0], FidHook) and hooks[0].every == 2 and hooks[0].num_samples == 8
+    trainer.hooks += hooks
     trainer.train()
     lines = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
     fid_lines = [x for x in lines if "fid" in x]
@@ -256,6 +257,28 @@ def test_trainer_logs_fid_every_k_steps_with_the_hook(image_folder, tmp_path, me
     from dcgan.metrics.features import array_features
     from dcgan.metrics.inception import get_extractor
 
-    real = array_features(hook.real_images(trainer)).features  # the hook cached them by content
-    fake = get_extractor()(hook.generated_images(trainer))
+    real = array_features(hook.real_images).features  # the hook cached them by content
+    fake = get_extractor()(hook.generated_images())
     assert scores.fid_from_features(fake, real) == pytest.approx(fid_lines[-1]["fid"], rel=1e-4)
+
+
+def test_the_fid_hook_uses_the_evaluators_generator_features_and_reports_nan_for_a_broken_generator(
+        metrics_cache):  # noqa: F811
+    """One home for generated-image features: the hook calls `features.generator_features` (NaN rows for
+    non-finite images), so a generator with one NaN image gets FID NaN, as `dcgan evaluate` never blesses it."""
+    from dcgan import latent
+    from dcgan.metrics.hook import Z_SEED_OFFSET, FidHook
+
+    seen = []
+
+    def sampler(z):
+        seen.append(z.copy())
+        images = np.tanh(np.tile(z[:, :3, None, None].transpose(0, 2, 3, 1), (1, 8, 8, 1))).astype(np.float32)
+        images[0] = np.nan
+        return images
+
+    real = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    hook = FidHook(sampler, z_dim=5, real_images=real, every=1, num_samples=6)
+    out = hook(3)
+    assert np.isnan(out["fid"]) and np.isnan(out["kid"])
+    np.testing.assert_array_equal(np.concatenate(seen), latent.z_from_seeds(Z_SEED_OFFSET + np.arange(6), 5))

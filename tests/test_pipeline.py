@@ -196,3 +196,57 @@ def test_presets_validate_and_every_value_is_overridable():
 def test_bad_overrides_name_what_was_wrong(assignment, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         preset("smoke").override([assignment]).validate()
+
+
+# -- direct flags and ingest settings (issue 14, item 4) -----------------------------------------------------------
+def test_steps_zero_is_refused_with_a_clear_error_not_silently_dropped(capsys):
+    """`--steps 0` used to be dropped by a truthiness check: the preset's 30 steps ran instead."""
+    assert main(["pipeline", "run", "--preset", "smoke", "--steps", "0", "--show-config"]) == 2
+    err = capsys.readouterr().err
+    assert "steps=0 must be a positive integer" in err and "Traceback" not in err
+
+
+def test_workers_zero_is_honoured_as_one_worker_per_core(capsys):
+    """`--workers 0` (valid: one worker per core) used to be dropped, leaving the preset's 2 workers."""
+    assert main(["pipeline", "run", "--preset", "quick", "--runner", "multiprocess", "--workers", "0",
+                 "--show-config"]) == 0
+    config = PipelineConfig.from_dict(json.loads(capsys.readouterr().out))
+    assert config.beam.runner == "multiprocess" and config.beam.workers == 0
+    assert "--direct_num_workers=0" in config.beam_pipeline_args()
+
+
+def test_every_ingest_setting_reaches_the_example_gen_component(tmp_path):
+    """margin, min_confidence, detect_size, max_pixels, attributes_file (and every other IngestConfig field but the
+    source and size, which come from data and train.size) are settable with --set ingest.<field>."""
+    import dataclasses
+
+    from components.ingest.config import IngestConfig
+    from pipeline.config import IngestSettings
+    from pipeline.pipeline import create_pipeline
+
+    settable = {f.name for f in dataclasses.fields(IngestSettings)}
+    assert settable == {f.name for f in dataclasses.fields(IngestConfig)} - {"source", "size"}
+    attributes = tmp_path / "list_attr_celeba.txt"
+    attributes.write_text("0\nSmiling\n")
+    config = preset("smoke").override([
+        "ingest.mode=align", "ingest.margin=0.3", "ingest.min_confidence=0.8", "ingest.detect_size=320",
+        "ingest.max_pixels=1000000", f"ingest.attributes_file={attributes}", "ingest.face=central",
+        "ingest.min_face_size=20", "ingest.detection_batch=4", "ingest.worker_threads=1", "ingest.preview_count=8",
+        f"root={tmp_path / 'root'}"]).validate()
+    component = next(c for c in create_pipeline(config).components if c.id == "FaceExampleGen")
+    props = component.exec_properties
+    assert (props["mode"], props["margin"], props["min_confidence"], props["detect_size"], props["max_pixels"],
+            props["attributes_file"]) == ("align", 0.3, 0.8, 320, 1_000_000, str(attributes))
+    assert (props["face"], props["min_face_size"], props["detection_batch"], props["worker_threads"],
+            props["preview_count"]) == ("central", 20, 4, 1, 8)
+    # The defaults are the component's own, and "off" is None there too.
+    defaults = IngestSettings()
+    for f in dataclasses.fields(IngestConfig):
+        if f.name not in ("source", "size"):
+            assert getattr(defaults, f.name) == f.default, f.name
+    assert preset("full").override(["ingest.crop_size=none"]).ingest.crop_size is None
+
+
+def test_bad_ingest_settings_are_refused_when_the_config_is_validated():
+    with pytest.raises(ConfigError, match="ingest: .*margin"):
+        preset("smoke").override(["ingest.margin=-1"]).validate()

@@ -62,7 +62,7 @@ def visible_tiny_model(tmp_path_factory, tiny_run) -> str:
     if (out / "saved_model.pb").is_file():
         return str(out)
     from dcgan.export import export_generator
-    from dcgan.train import load_models
+    from dcgan.run import load_models
 
     models = load_models(tiny_run, precision="float32")
     generator = models.sampling_generator

@@ -227,6 +227,33 @@ def test_mixed_precision_trains_and_exports_in_float32(tmp_path, image_folder, p
     assert images.dtype == np.float32 and images.shape == (2, 32, 32, 3)
 
 
+
+def test_loading_a_run_builds_its_models_at_the_asked_precision_and_leaves_the_global_policy_alone(tiny_run):
+    """`load_models` (export, visualize, metrics, studio) has no process-wide side effect: before the layering it set
+    Keras's global dtype policy, so every model built afterwards in the process silently ran in that precision."""
+    import keras
+
+    from dcgan.run import load_models
+
+    assert keras.config.dtype_policy().name == "float32"
+    models = load_models(tiny_run, precision="mixed_bfloat16")
+    assert models.generator.get_layer("deconv1").compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32", "load_models changed the global precision policy"
+    assert load_models(tiny_run).generator.get_layer("deconv1").compute_dtype == "float32"
+
+
+def test_the_gan_update_reads_like_the_paper_d_step_then_g_step():
+    """`dcgan_update` is one module-level function: (1) D, then (2) G against the updated D."""
+    import inspect
+
+    from dcgan import train
+
+    source = inspect.getsource(train.dcgan_update)
+    d_step, g_step = source.index("(1) Update D network"), source.index("(2) Update G network")
+    assert d_step < g_step
+    assert source.index("d_optimizer.apply_gradients") < g_step < source.index("g_optimizer.apply_gradients")
+    assert "Trainer" not in source and "strategy" not in source
+
 MIRRORED_SCRIPT = """
 import json, sys
 import tensorflow as tf

@@ -28,7 +28,9 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, channel, component_spec, standard_artifacts
 from tfx.types.artifact import Artifact
 
+from components.parameters import from_exec_properties, parameter_types, typed_values
 from dcgan.metrics import evaluate as evallib
+from dcgan.metrics.config import EvaluationConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +45,9 @@ class FidEvaluation(Artifact):
     TYPE_NAME = "dcgan.FidEvaluation"
 
 
-# Execution parameter → (type, optional, default).
-_PARAMETERS: dict[str, tuple[type, bool]] = {
-    "num_samples": (int, False),
-    "fid_threshold": (float, True),
-    "max_fid_regression": (float, True),
-    "num_real": (int, True),
-    "seed": (int, False),
-    "memorization_reference": (int, True),
-    "kid_subsets": (int, False),
-    "kid_subset_size": (int, False),
-    "batch_size": (int, False),
-    "eval_split": (str, False),
-    "train_split": (str, False),
-}
+# Execution parameters: every EvaluationConfig field (optional where it may be None), plus the split names.
+_SETTINGS = parameter_types(EvaluationConfig)
+_PARAMETERS = {**_SETTINGS, "eval_split": (str, False), "train_split": (str, False)}
 
 
 class FidEvaluatorSpec(component_spec.ComponentSpec):
@@ -73,11 +64,9 @@ class FidEvaluatorSpec(component_spec.ComponentSpec):
     }
 
 
-def config_from_exec_properties(exec_properties: dict[str, Any]) -> evallib.EvaluationConfig:
-    fields = {name: exec_properties.get(name) for name in _PARAMETERS if name not in ("eval_split", "train_split")}
-    fields = {k: v for k, v in fields.items()
-              if v is not None or k in ("fid_threshold", "max_fid_regression", "num_real", "memorization_reference")}
-    return evallib.EvaluationConfig(**fields).validate()
+def config_from_exec_properties(exec_properties: dict[str, Any]) -> EvaluationConfig:
+    """The EvaluationConfig an execution was given (parameters TFX left out take EvaluationConfig's defaults)."""
+    return EvaluationConfig(**from_exec_properties(exec_properties, _SETTINGS)).validate()
 
 
 def _metric_properties(result: evallib.EvaluationResult) -> dict[str, float | int | str]:
@@ -175,31 +164,23 @@ class FidEvaluator(base_component.BaseComponent):
       model: the candidate `Model` channel (e.g. `trainer.outputs["model"]`).
       examples: the `Examples` channel (eval split = reference; train split = floor and memorisation check).
       baseline_model: optional `Model` channel, e.g. a `LatestBlessedModelStrategy` resolver's `model` output.
-      num_samples: generated images (FID is biased upward at small N: set thresholds for this N).
-      fid_threshold: bless only if FID ≤ this (None: no absolute rule).
-      max_fid_regression: with a baseline, bless only if FID ≤ baseline FID + this, in FID points (None: no rule).
-      num_real: eval images used (a seeded subset); None = the whole split.
-      seed: first z seed of the generated images; also seeds the subsets.
-      memorization_reference: training images searched for nearest neighbours (None = all).
-      kid_subsets, kid_subset_size: KID's subsets.
-      batch_size: images per Inception batch.
       eval_split, train_split: split names in `examples`.
+      settings: `dcgan.metrics.config.EvaluationConfig` fields (num_samples, fid_threshold, max_fid_regression,
+        num_real, seed, memorization_reference, kid_subsets, kid_subset_size, batch_size, ...), its defaults
+        where not given; None turns an optional rule off. Validated here, at pipeline construction.
     """
 
     SPEC_CLASS = FidEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model: channel.BaseChannel, examples: channel.BaseChannel,
-                 baseline_model: channel.BaseChannel | None = None, num_samples: int = 1000,
-                 fid_threshold: float | None = None, max_fid_regression: float | None = None,
-                 num_real: int | None = None, seed: int = 0, memorization_reference: int | None = 5000,
-                 kid_subsets: int = 100, kid_subset_size: int = 1000, batch_size: int = 25,
-                 eval_split: str = "eval", train_split: str = "train"):
-        params = dict(num_samples=num_samples, fid_threshold=None if fid_threshold is None else float(fid_threshold),
-                      max_fid_regression=None if max_fid_regression is None else float(max_fid_regression),
-                      num_real=num_real, seed=seed, memorization_reference=memorization_reference,
-                      kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size)
-        evallib.EvaluationConfig(**params).validate()  # fail at pipeline construction, not at run time
+                 baseline_model: channel.BaseChannel | None = None, eval_split: str = "eval",
+                 train_split: str = "train", **settings: Any):
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise TypeError(f"FidEvaluator got unknown setting(s) {unknown}; EvaluationConfig has {sorted(_SETTINGS)}")
+        config = EvaluationConfig(**settings).validate()  # fail at pipeline construction, not at run time
+        params = typed_values(config.to_dict(), _SETTINGS)
         spec = FidEvaluatorSpec(
             model=model, examples=examples, baseline_model=baseline_model,
             blessing=channel.Channel(type=standard_artifacts.ModelBlessing),

@@ -12,6 +12,7 @@ default; `--direct_num_workers=N --direct_running_mode=multi_processing`; Dask, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -24,8 +25,9 @@ from tfx.types.artifact import Artifact
 
 from components.ingest import pipeline as ingest
 from components.ingest import sources as sourcelib
-from dcgan import faces, schema
-from dcgan import images as imlib
+from components.ingest.config import IngestConfig, IngestSettings
+from components.parameters import from_exec_properties, parameter_types, typed_values
+from dcgan import schema
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +38,10 @@ class IngestReport(Artifact):
     TYPE_NAME = "dcgan.IngestReport"  # namespaced: the Kubeflow V2 compiler requires it for custom types
 
 
-# Execution parameter → type. Optional ones may be None. (`source_fingerprint` is not an IngestConfig field: it is
-# there so that a change in the source's files changes the execution's cache key.)
-_PARAMETERS: dict[str, tuple[type, bool]] = {
-    "source": (str, False),
-    "size": (int, False),
-    "mode": (str, False),
-    "crop_size": (int, True),
-    "margin": (float, False),
-    "face": (str, False),
-    "min_confidence": (float, False),
-    "min_face_size": (int, False),
-    "detect_size": (int, False),
-    "eval_ratio": (float, False),
-    "seed": (int, False),
-    "max_pixels": (int, False),
-    "attributes_file": (str, True),
-    "records_per_shard": (int, False),
-    "preview_count": (int, False),
-    "detection_batch": (int, False),
-    "worker_threads": (int, False),
-    "source_fingerprint": (str, True),
-}
+# Execution parameters: every IngestConfig field (optional where it may be None), plus `source_fingerprint`, which is
+# no IngestConfig field: it is there so that a change in the source's files changes the execution's cache key.
+_SETTINGS = parameter_types(IngestConfig)
+_PARAMETERS = {**_SETTINGS, "source_fingerprint": (str, True)}
 
 
 class FaceExampleGenSpec(component_spec.ComponentSpec):
@@ -70,10 +54,8 @@ class FaceExampleGenSpec(component_spec.ComponentSpec):
     }
 
 
-def config_from_exec_properties(exec_properties: dict[str, Any]) -> ingest.IngestConfig:
-    fields = {name: exec_properties[name] for name in _PARAMETERS
-              if name != "source_fingerprint" and exec_properties.get(name) is not None}
-    return ingest.IngestConfig(**fields).validate()
+def config_from_exec_properties(exec_properties: dict[str, Any]) -> IngestConfig:
+    return IngestConfig(**from_exec_properties(exec_properties, _SETTINGS)).validate()
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -137,18 +119,12 @@ class FaceExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = FaceExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, source: str, size: int = 64, mode: str = faces.CENTER_CROP, crop_size: int | None = None,
-                 margin: float = faces.DEFAULT_MARGIN, face: str = "largest", min_confidence: float = 0.9,
-                 min_face_size: int = 32, detect_size: int = 256, eval_ratio: float = 0.1, seed: int = 0,
-                 max_pixels: int = imlib.DEFAULT_MAX_PIXELS, attributes_file: str | None = None,
-                 records_per_shard: int = 10_000, preview_count: int = 64, detection_batch: int = 16,
-                 worker_threads: int = 0, fingerprint_source: bool = True):
-        config = ingest.IngestConfig(
-            source=source, size=size, mode=mode, crop_size=crop_size, margin=float(margin), face=face,
-            min_confidence=float(min_confidence), min_face_size=min_face_size, detect_size=detect_size,
-            eval_ratio=float(eval_ratio), seed=seed, max_pixels=max_pixels, attributes_file=attributes_file,
-            records_per_shard=records_per_shard, preview_count=preview_count, detection_batch=detection_batch,
-            worker_threads=worker_threads).validate()
+    def __init__(self, source: str, size: int = 64, fingerprint_source: bool = True, **settings: Any):
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(IngestSettings)})
+        if unknown:
+            raise TypeError(f"FaceExampleGen got unknown setting(s) {unknown}; see components.ingest.config")
+        config = IngestConfig(source=source, size=size, **typed_values(settings, _SETTINGS)).validate()
+        attributes_file = config.attributes_file
         fingerprint = None
         if fingerprint_source and _is_local(source):
             try:

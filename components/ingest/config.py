@@ -14,11 +14,10 @@ class IngestError(ValueError):
 
 
 @dataclass(frozen=True)
-class IngestConfig:
-    """Everything one ingest run depends on (the TFX component's parameters are these fields).
+class IngestSettings:
+    """How images become examples: every ingest setting but what to read and the output size. The pipeline's
+    `ingest` section is this class; the TFX component's parameters are generated from `IngestConfig`.
 
-    source: a folder, a .zip (CelebA layout), a glob, one image file, or `avatars:N[:SEED]` (`sources` module).
-    size: output side in pixels (the examples are size×size×3 PNGs).
     mode: `align` (MTCNN + 5-landmark alignment, for real photos), `center-crop` (pre-aligned sets such as
       CelebA's img_align_celeba) or `none` (already square: resize only). Avatars are rendered framed; mode is
       ignored for them.
@@ -35,8 +34,6 @@ class IngestConfig:
     worker_threads: TensorFlow/OpenCV threads per worker process; 0 = the cores divided by the local workers.
     """
 
-    source: str
-    size: int = 64
     mode: str = faces.CENTER_CROP
     crop_size: int | None = None
     margin: float = faces.DEFAULT_MARGIN
@@ -53,12 +50,27 @@ class IngestConfig:
     detection_batch: int = 16
     worker_threads: int = 0
 
+
+@dataclass(frozen=True)
+class IngestConfig(IngestSettings):
+    """Everything one ingest run depends on (the TFX component's parameters are these fields): the settings above,
+    plus
+
+    source: a folder, a .zip (CelebA layout), a glob, one image file, or `avatars:N[:SEED]` (`sources` module).
+    size: output side in pixels (the examples are size×size×3 PNGs).
+    """
+
+    source: str = ""
+    size: int = 64
+
     def crop_config(self) -> faces.CropConfig:
         return faces.CropConfig(mode=self.mode, size=self.size, crop_size=self.crop_size, margin=self.margin,
                                 face=self.face, min_confidence=self.min_confidence,
                                 min_face_size=self.min_face_size, detect_size=self.detect_size)
 
     def validate(self) -> IngestConfig:
+        if not self.source:
+            raise IngestError("source is empty: name a folder, a .zip, a glob, an image or avatars:N[:SEED]")
         try:
             self.crop_config().validate()
         except ValueError as e:

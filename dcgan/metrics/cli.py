@@ -11,19 +11,10 @@ import json
 import os
 import sys
 
-from dcgan.cli_args import positive_int
+from dcgan.cli_args import add_dataclass_arguments, overrides, positive_int
+from dcgan.metrics.config import EVALUATION_HELP, EvaluationConfig
 
 EXIT_NOT_BLESSED = 3
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from e
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {text}")
-    return value
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -61,25 +52,16 @@ def register(subparsers) -> None:  # noqa: ANN001
     e.add_argument("data", metavar="DATA", help="Examples dir (uses --split; its train split gives the floor and "
                                                 "the memorisation check), or an image folder / TFRecords")
     e.add_argument("--out", default="evaluation", help="output directory (default ./evaluation)")
-    e.add_argument("--num-samples", type=positive_int, default=1000, help="generated images (default 1000)")
-    e.add_argument("--num-real", type=positive_int, help="use a seeded subset of this many real images")
-    e.add_argument("--fid-threshold", type=_non_negative_float, help="bless only if FID ≤ this")
     e.add_argument("--baseline", metavar="MODEL", help="a baseline generator, evaluated the same way")
-    e.add_argument("--max-regression", type=_non_negative_float, dest="max_fid_regression",
-                   help="with --baseline: bless only if FID ≤ baseline FID + this (FID points)")
     e.add_argument("--train-data", help="training images for the floor and memorisation check (default: the "
                                         "train split of an Examples DATA)")
     e.add_argument("--split", default="eval", help="split of an Examples DATA to compare with (default eval)")
-    e.add_argument("--seed", type=int, default=0, help="first z seed (default 0); also seeds the real subsets")
-    e.add_argument("--memorization-reference", type=positive_int, default=5000,
-                   help="training images searched for nearest neighbours (default 5000)")
-    e.add_argument("--kid-subsets", type=positive_int, default=100)
-    e.add_argument("--kid-subset-size", type=positive_int, default=1000)
-    e.add_argument("--batch-size", type=positive_int, default=None, help="images per Inception batch")
+    names = add_dataclass_arguments(e, EvaluationConfig, help_text=EVALUATION_HELP,
+                                    aliases={"max_fid_regression": ("--max-regression",)})
     e.add_argument("--cache-dir", help="cache directory (default $DCGAN_CACHE_DIR or ~/.cache/dcgan)")
     e.add_argument("--json", action="store_true", help="print metrics.json's content instead of the summary")
     e.add_argument("--no-progress", action="store_true")
-    e.set_defaults(func=_cmd_evaluate)
+    e.set_defaults(func=_cmd_evaluate, config_names=names)
 
 
 def _set_features(path: str, num: int | None, args: argparse.Namespace, extractor):  # noqa: ANN001, ANN202
@@ -145,16 +127,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dcgan.cli import quiet_tensorflow
 
     quiet_tensorflow()
-    from dcgan.metrics.evaluate import EvaluationConfig, evaluate_generator, format_report
-    from dcgan.metrics.inception import DEFAULT_BATCH_SIZE
+    from dcgan.metrics.evaluate import evaluate_generator, format_report
 
-    if args.max_fid_regression is not None and not args.baseline:
-        print("dcgan evaluate: note: --max-regression has no effect without --baseline", file=sys.stderr)
-    config = EvaluationConfig(
-        num_samples=args.num_samples, num_real=args.num_real, seed=args.seed, kid_subsets=args.kid_subsets,
-        kid_subset_size=args.kid_subset_size, memorization_reference=args.memorization_reference,
-        batch_size=args.batch_size or DEFAULT_BATCH_SIZE, fid_threshold=args.fid_threshold,
-        max_fid_regression=args.max_fid_regression)
+    config = EvaluationConfig(**overrides(args, args.config_names)).validate()
+    if config.max_fid_regression is not None and not args.baseline:
+        print("dcgan evaluate: note: --max-fid-regression has no effect without --baseline", file=sys.stderr)
     result = evaluate_generator(args.model, args.data, args.out, config, train_data=args.train_data,
                                 baseline=args.baseline, split=args.split, cache=args.cache_dir,
                                 progress=not args.no_progress)

@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from dcgan import images as imlib
-from dcgan.errors import DataError, DcganError
+from dcgan.errors import DataError
 from dcgan.fileio import write_json_atomic
 from dcgan.metrics import features as featlib
 from dcgan.metrics import gating, scores
-from dcgan.metrics.inception import DEFAULT_BATCH_SIZE, get_extractor
+from dcgan.metrics.config import EvaluationConfig, EvaluationError
+from dcgan.metrics.inception import get_extractor
 from dcgan.metrics.memorization import memorization_check, pairs_grid
 
 log = logging.getLogger(__name__)
@@ -38,45 +39,6 @@ METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "samples.png"
 MEMORIZATION_FILE = "memorization.png"
 MEMORIZATION_JSON = "memorization.json"
-
-
-class EvaluationError(DcganError):
-    """The evaluation cannot run (bad model path, unusable data, invalid settings)."""
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    num_samples: int = 1000  # generated images (and training images for the floor)
-    num_real: int | None = None  # eval images used (a seeded subset); None = all
-    seed: int = 0  # first z seed; also seeds the real subsets and KID's subsets
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    pr_k: int = 3
-    memorization_reference: int | None = 5000  # training images searched for nearest neighbours; None = all
-    memorization_pairs: int = 16
-    grid_size: int = 64
-    batch_size: int = DEFAULT_BATCH_SIZE
-    fid_threshold: float | None = None
-    max_fid_regression: float | None = None
-
-    def validate(self) -> EvaluationConfig:
-        if self.num_samples < 2:
-            raise EvaluationError(f"num_samples={self.num_samples} must be at least 2 (FID needs a covariance)")
-        if self.num_real is not None and self.num_real < 2:
-            raise EvaluationError(f"num_real={self.num_real} must be at least 2 or None (all)")
-        if self.pr_k < 1 or self.kid_subsets < 1 or self.kid_subset_size < 2 or self.batch_size < 1:
-            raise EvaluationError("pr_k, kid_subsets, batch_size must be ≥ 1 and kid_subset_size ≥ 2")
-        if self.memorization_reference is not None and self.memorization_reference < 1:
-            raise EvaluationError("memorization_reference must be ≥ 1 or None (all)")
-        try:
-            self.gate.validate()
-        except gating.GateConfigError as e:
-            raise EvaluationError(str(e)) from e
-        return self
-
-    @property
-    def gate(self) -> gating.GateConfig:
-        return gating.GateConfig(self.fid_threshold, self.max_fid_regression)
 
 
 @dataclass
@@ -106,7 +68,7 @@ def resolve_model_path(path: str) -> str:
     serving = os.path.join(path, SERVING_SUBDIR)
     if os.path.isfile(os.path.join(serving, "saved_model.pb")):
         return serving
-    from dcgan.train import is_run_dir
+    from dcgan.run import is_run_dir
 
     if is_run_dir(path):
         return path
@@ -146,7 +108,7 @@ def _generated_metrics(gen_features: np.ndarray, real: np.ndarray, config: Evalu
     return out
 
 
-def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationConfig = EvaluationConfig(), *,
+def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationConfig | None = None, *,
                        train_data: str | None = None, baseline: str | None = None, split: str = "eval",
                        train_split: str = "train", cache: str | None = None, progress: bool = True) -> EvaluationResult:
     """Evaluate `model` against the `split` images of `data` and gate it (see the module docstring).
@@ -155,7 +117,7 @@ def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationCo
     floor and the memorisation check), or any image set `dcgan.metrics.features.resolve_image_set` accepts.
     `train_data` names the training images explicitly.
     """
-    config.validate()
+    config = (config or EvaluationConfig()).validate()
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)

@@ -64,9 +64,3 @@ def resample_numpy(images: np.ndarray, out_size: int = FID_SIZE) -> np.ndarray:
     x = v0[None, None, :, None] * x[:, :, j0] + v1[None, None, :, None] * x[:, :, j1]
     return x.astype(np.float32)
 
-
-def to_network_range_numpy(pixels: np.ndarray) -> np.ndarray:
-    """[0, 255] floats → the network's input range, with the clamps `FidHelper.extract_feats` applies."""
-    lo, hi = INPUT_RANGE
-    t = np.clip(np.asarray(pixels, np.float32) / np.float32(255.0), 0.0, 1.0)
-    return np.clip(t * np.float32(hi - lo) + np.float32(lo), lo, hi).astype(np.float32)

@@ -1,4 +1,5 @@
-"""`dcgan studio` (the web studio) and `dcgan directions` (attribute directions of a SavedModel).
+"""`dcgan studio` (the web studio; `dcgan directions`, which computes the directions it shows, is a library job
+registered by dcgan.cli).
 
 Registered through the `dcgan.commands` entry point (pyproject.toml). Only the standard library is imported at module
 level, so `dcgan --help` stays fast; FastAPI, gRPC and TensorFlow load inside the commands.
@@ -7,11 +8,8 @@ level, so `dcgan --help` stays fast; FastAPI, gRPC and TensorFlow load inside th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-
-from dcgan.cli_args import positive_int
 
 
 def _add_studio(sub) -> None:
@@ -70,63 +68,10 @@ def _cmd_studio(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_directions(sub) -> None:
-    p = sub.add_parser("directions", help="attribute directions in z of a SavedModel (stored beside it)",
-                       description="Train a small attribute classifier on labelled real examples, label generated "
-                                   "samples with it, and store direction = mean z(with) - mean z(without) per "
-                                   "attribute in SAVED_MODEL_DIR/assets.extra/directions.json, with the measured "
-                                   "effect of moving fresh samples along each direction.")
-    p.add_argument("saved_model_dir", metavar="SAVED_MODEL_DIR", help="a generator SavedModel (dcgan export, Pusher)")
-    p.add_argument("--data", required=True,
-                   help="labelled examples: an Examples directory (train split trains the classifier, eval split "
-                        "is held out) or TFRecord files/folders/globs, comma-separated")
-    p.add_argument("--samples", type=positive_int, default=4000, help="generated samples labelled to fit the "
-                                                                       "directions (default 4000)")
-    p.add_argument("--eval-samples", type=positive_int, default=256,
-                   help="fresh samples on which each direction's effect is measured (default 256)")
-    p.add_argument("--epochs", type=positive_int, default=12, help="classifier training epochs (default 12)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the classifier (default 0)")
-    p.add_argument("--out", help="write directions.json here instead of SAVED_MODEL_DIR/assets.extra/")
-    p.add_argument("--json", action="store_true", help="print the whole document instead of the table")
-    p.set_defaults(func=_cmd_directions)
-
-
-def _cmd_directions(args: argparse.Namespace) -> int:
-    from dcgan.cli import CommandError, quiet_tensorflow
-
-    quiet_tensorflow()
-    from dcgan.directions import (
-        DirectionsConfig,
-        NoAttributeLabels,
-        compute_directions,
-        format_report,
-        resolve_labelled_files,
-        write_directions,
-    )
-
-    if not os.path.isfile(os.path.join(args.saved_model_dir, "saved_model.pb")):
-        raise CommandError(f"{args.saved_model_dir!r} is not a SavedModel directory (no saved_model.pb)", 2)
-    try:
-        config = DirectionsConfig(samples=args.samples, eval_samples=args.eval_samples, epochs=args.epochs,
-                                  seed=args.seed).validate()
-        train, heldout = resolve_labelled_files(args.data)
-        result = compute_directions(args.saved_model_dir, train, heldout, config)
-    except NoAttributeLabels as e:
-        raise CommandError(f"no attribute directions: {e}", 2) from None
-    path = write_directions(args.saved_model_dir, result, args.out)
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(format_report(result))
-        print(f"\n{len(result['attributes'])} directions -> {path} ({result['seconds']:.0f} s)")
-    return 0
-
-
 def register(subparsers) -> None:
-    """Add `dcgan studio` and `dcgan directions` to the `dcgan` CLI."""
+    """Add `dcgan studio` to the `dcgan` CLI."""
     _add_studio(subparsers)
-    _add_directions(subparsers)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use the dcgan command: dcgan studio|directions")
+    sys.exit("use the dcgan command: dcgan studio")
