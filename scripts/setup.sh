@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Creates (or refreshes) .venv from the committed lock files. Idempotent: a second run with unchanged locks is a no-op.
+# Creates (or refreshes) .venv from the committed lock files of one of the two stacks. Idempotent: a second run with
+# unchanged locks and the same stack is a no-op.
 #
-# Python 3.10 is required (TFX 1.16, see README "Supported platforms"). It is looked up in this order:
-#   $DCGAN_PYTHON, `python3.10` on PATH, pyenv (`pyenv prefix 3.10.*`), /usr/bin/python3.10.
+# Stacks (README "Supported platforms"):
+#   legacy   TFX 1.16 / TF 2.16 on Python 3.10      requirements.lock          any glibc (wheels need >= 2.17)
+#   current  TFX 1.21 / TF 2.21 on Python 3.13/3.12 requirements-current.lock  glibc >= 2.39 (ml-metadata/TFDV wheels)
+# Both share requirements-nodeps.lock. The stack is picked from the host: `current` when glibc >= 2.39 and a Python
+# 3.13 (or 3.12) is found, else `legacy` when a Python 3.10 is found. Force one with DCGAN_STACK=legacy|current and
+# an interpreter with DCGAN_PYTHON=/path/to/python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,52 +15,110 @@ VENV=${DCGAN_VENV:-.venv}
 STAMP="$VENV/.locks.sha256"
 UV_VERSION=0.13.9
 
-find_python() {
-  local c
-  for c in "${DCGAN_PYTHON:-}" "$(command -v python3.10 || true)"; do
-    if [ -n "$c" ] && "$c" -c 'import sys, venv; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then echo "$c"; return 0; fi
-  done
-  if command -v pyenv >/dev/null 2>&1; then
-    for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.[0-9]+)?$' | sort -V -r); do
-      c="$(pyenv prefix "$v")/bin/python3"
-      if "$c" -c 'import sys, venv; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then echo "$c"; return 0; fi
+glibc_version() { getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}' || true; }
+glibc_at_least() {  # $1 = wanted "2.39"
+  local have; have=$(glibc_version)
+  [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$1" "$have" | sort -V | head -1)" = "$1" ]
+}
+
+is_python() {  # $1 = interpreter, $2.. = accepted "3.10" versions; checks that venv works too
+  local c=$1; shift
+  [ -n "$c" ] && [ -x "$(command -v "$c" 2>/dev/null || echo /nonexistent)" ] || return 1
+  local v; v=$("$c" -c 'import sys, venv; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || return 1
+  local w; for w in "$@"; do [ "$v" = "$w" ] && return 0; done
+  return 1
+}
+
+find_python() {  # $@ = accepted versions, most preferred first
+  local c v
+  if [ -n "${DCGAN_PYTHON:-}" ] && is_python "$DCGAN_PYTHON" "$@"; then echo "$DCGAN_PYTHON"; return 0; fi
+  for v in "$@"; do
+    for c in "$(command -v "python$v" || true)" "/usr/bin/python$v" "/usr/local/bin/python$v"; do
+      if is_python "$c" "$v"; then echo "$c"; return 0; fi
     done
-  fi
-  for c in /usr/bin/python3.10 /usr/local/bin/python3.10; do
-    if [ -x "$c" ] && "$c" -c 'import sys, venv' 2>/dev/null; then echo "$c"; return 0; fi
+    if command -v pyenv >/dev/null 2>&1; then
+      local pv
+      for pv in $(pyenv versions --bare 2>/dev/null | grep -E "^${v//./\\.}(\\.[0-9]+)?\$" | sort -V -r); do
+        c="$(pyenv prefix "$pv")/bin/python3"
+        if is_python "$c" "$v"; then echo "$c"; return 0; fi
+      done
+    fi
   done
   return 1
 }
 
-want=$(cat requirements.lock requirements-nodeps.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+LEGACY_PYTHONS=(3.10)
+CURRENT_PYTHONS=(3.13 3.12)
+STACK=${DCGAN_STACK:-}
+case "$STACK" in
+  legacy) WHY="forced by DCGAN_STACK=legacy" ;;
+  current) WHY="forced by DCGAN_STACK=current" ;;
+  "")
+    if glibc_at_least 2.39 && find_python "${CURRENT_PYTHONS[@]}" >/dev/null; then
+      STACK=current; WHY="glibc $(glibc_version) >= 2.39 and Python ${CURRENT_PYTHONS[*]} available"
+    elif find_python "${LEGACY_PYTHONS[@]}" >/dev/null; then
+      STACK=legacy
+      if glibc_at_least 2.39; then WHY="glibc $(glibc_version) but no Python 3.13/3.12 found; Python 3.10 found"
+      else WHY="glibc $(glibc_version) < 2.39 (TFX 1.21's ml-metadata/TFDV wheels need 2.39); Python 3.10 found"; fi
+    elif glibc_at_least 2.39; then
+      STACK=current; WHY="glibc $(glibc_version) >= 2.39"
+    else
+      STACK=legacy; WHY="glibc $(glibc_version) < 2.39 (TFX 1.21's ml-metadata/TFDV wheels need 2.39)"
+    fi ;;
+  *) echo "setup: DCGAN_STACK must be 'legacy' or 'current', not '$STACK'" >&2; exit 2 ;;
+esac
+
+if [ "$STACK" = current ]; then
+  LOCK=requirements-current.lock; PYTHONS=("${CURRENT_PYTHONS[@]}")
+  if ! glibc_at_least 2.39; then
+    echo "setup: warning: the current stack needs glibc >= 2.39 (ml-metadata 1.21, TFDV 1.21 wheels); this host has $(glibc_version)." >&2
+  fi
+else
+  LOCK=requirements.lock; PYTHONS=("${LEGACY_PYTHONS[@]}")
+fi
+
+want="$STACK $(cat "$LOCK" requirements-nodeps.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
 
-if ! PY=$(find_python); then
-  cat >&2 <<'MSG'
-setup: no Python 3.10 found.
-  This project needs Python 3.10 (TFX 1.16.0 publishes wheels for 3.9/3.10 only; see README "Supported platforms").
-  Install one of:
+if ! PY=$(find_python "${PYTHONS[@]}"); then
+  if [ "$STACK" = current ]; then
+    cat >&2 <<'MSG'
+setup: stack 'current' (TFX 1.21, TF 2.21) needs Python 3.13 or 3.12; none found.
+  Debian 13: apt-get install python3 python3-venv python3-dev g++    Ubuntu 24.04: the same (Python 3.12)
+  or point DCGAN_PYTHON at the interpreter, or use the legacy stack: DCGAN_STACK=legacy make setup
+MSG
+  else
+    cat >&2 <<'MSG'
+setup: stack 'legacy' (TFX 1.16, TF 2.16) needs Python 3.10; none found.
+  TFX 1.16 publishes wheels for 3.9/3.10 only (see README "Supported platforms"). Install one of:
     - Debian/Ubuntu:  apt-get install python3.10 python3.10-venv   (or the deadsnakes PPA on Ubuntu)
     - pyenv:          pyenv install 3.10.13
     - conda:          conda create -n py310 python=3.10
   then re-run, or point DCGAN_PYTHON at the interpreter:  DCGAN_PYTHON=/path/to/python3.10 make setup
+  On a glibc >= 2.39 host (Debian 13, Ubuntu 24.04) the current stack needs no Python 3.10: DCGAN_STACK=current make setup
 MSG
+  fi
   exit 1
 fi
 
-echo "setup: using $PY ($("$PY" -c 'import sys; print(sys.version.split()[0])'))"
+PYV=$("$PY" -c 'import sys; print(sys.version.split()[0])')
+echo "setup: stack '$STACK' ($WHY): $LOCK with $PY ($PYV)"
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c "import sys; sys.exit(sys.version.split()[0] != '$PYV')" 2>/dev/null; then
+  echo "setup: $VENV was made with another Python; recreating it"
+  rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"   # a venv with pip: TFX's module_file wheel step runs `python -m pip`
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
 export UV_PYTHON="$VENV/bin/python"
 echo "setup: installing the locked environment into $VENV (about a minute on first run)"
-"$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" requirements.lock
+"$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" "$LOCK"
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps --require-hashes -r requirements-nodeps.lock
 # pip itself stays in the venv (uv pip sync would remove what the lock does not name).
 "$VENV/bin/python" -m ensurepip -q >/dev/null 2>&1 || true
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps --no-build-isolation -e .
 echo "$want" > "$STAMP"
-echo "setup: done ($VENV)"
+echo "setup: done ($VENV, stack '$STACK')"

@@ -19,8 +19,9 @@ import re
 import tempfile
 from collections.abc import Iterable
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, text_format, wrappers_pb2
 
+from dcgan import stack
 from dcgan.fileio import ensure_filesystem, is_remote
 from serving.errors import Code, ServingError, invalid_argument
 from serving.options import DEFAULT_PROMETHEUS_PATH
@@ -254,8 +255,7 @@ def _build_messages() -> dict[str, type]:
     field(monitoring, "prometheus_config", 1, T.TYPE_MESSAGE, type_name=".tensorflow.serving.PrometheusConfig")
 
     pool.Add(f)
-    factory = message_factory.MessageFactory(pool)
-    return {name: factory.GetPrototype(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
+    return {name: stack.message_class(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
             for name in ("BatchingParameters", "MonitoringConfig")}
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
+from dcgan import stack
 from serving import tensors
 from serving.core import ModelRequest, ServerCore
 from serving.errors import invalid_argument
@@ -61,8 +62,6 @@ def status_response(core: ServerCore, request: get_model_status_pb2.GetModelStat
 
 def status_json(core: ServerCore, request: ModelRequest) -> str:
     """GET /v1/models/{name}[/versions/{v}|/labels/{l}]: the GetModelStatusResponse as TF Serving's JSON."""
-    from google.protobuf import json_format
-
     proto = get_model_status_pb2.GetModelStatusRequest()
     proto.model_spec.name = request.name
     if request.version is not None:
@@ -70,17 +69,15 @@ def status_json(core: ServerCore, request: ModelRequest) -> str:
     elif request.label is not None:
         proto.model_spec.version_label = request.label
     response = status_response(core, proto)
-    return json_format.MessageToJson(response, including_default_value_fields=True, indent=1)
+    return stack.message_to_json(response, indent=1)
 
 
 def metadata_json(servable) -> str:
     """GET .../metadata: the GetModelMetadataResponse in the shape TF Serving writes (ToJsonString)."""
-    from google.protobuf import json_format
-
     response = metadata_response(servable)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
-    options = {"including_default_value_fields": True, "preserving_proto_field_name": True, "indent": 1}
-    model_spec = json_format.MessageToJson(response.model_spec, **options)
-    signature_defs = json_format.MessageToJson(signature_map, **options)
+    options = {"preserving_proto_field_name": True, "indent": 1}
+    model_spec = stack.message_to_json(response.model_spec, **options)
+    signature_defs = stack.message_to_json(signature_map, **options)
     return '{\n"model_spec":' + model_spec + ',\n"metadata": {"signature_def": ' + signature_defs + "}\n}\n"
