@@ -117,7 +117,7 @@ def validate_model_server_config(config) -> None:
         if model.name in names:
             raise invalid_argument(f"Illegal to list model {model.name} multiple times in config list")
         names.add(model.name)
-        if not os.path.isabs(model.base_path):
+        if not (os.path.isabs(model.base_path) or "://" in model.base_path):
             raise invalid_argument(f"Expected model {model.name} to have an absolute path or URI; "
                                    f"got base_path()={model.base_path}")
         if model.model_type != 0 and model.model_platform:

@@ -92,6 +92,7 @@ class _Model:
     versions: dict[int, _Version] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     missing_base_logged: bool = False
+    list_error: str = ""  # why the base path could not be listed at the last poll ("" = it could)
 
 
 def _fingerprint(path: str) -> tuple:
@@ -132,6 +133,7 @@ def _is_complete(fingerprint: tuple) -> bool:
 # retries failed loads on a timer, --load_retry_interval_micros), and at once when its files change.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+STARTUP_LIST_RETRIES = (2.0,)  # the AWS SDK retries each call itself (~1 min against a dead endpoint)
 
 
 class ServerCore:
@@ -162,6 +164,7 @@ class ServerCore:
         if config_file:
             self._config_text = cfg.read_text(config_file)
         self.reload_config(config, source="startup")
+        self._retry_unreadable_stores()
         failed = []
         with self._lock:
             for name, model in self._models.items():
@@ -178,6 +181,25 @@ class ServerCore:
         if polls:
             self._poller = threading.Thread(target=self._poll_loop, args=(min(polls),), name="fs-poller", daemon=True)
             self._poller.start()
+
+    def _retry_unreadable_stores(self) -> None:
+        """At start-up, an object store that cannot be listed is tried once more after 2 s (each call is already
+        retried by the AWS SDK), then the start fails naming the URL (and for s3:// the endpoint variable) instead of
+        serving nothing."""
+        for delay in STARTUP_LIST_RETRIES:
+            with self._lock:
+                unreadable = [m for m in self._models.values() if m.list_error and is_remote(m.config.base_path)]
+            if not unreadable:
+                return
+            log.warning("retrying in %.0f s: %s", delay, "; ".join(m.list_error for m in unreadable))
+            time.sleep(delay)
+            self.poll_once()
+        with self._lock:
+            unreadable = [m for m in self._models.values() if m.list_error and is_remote(m.config.base_path)]
+        if unreadable:
+            raise ServingError(Code.UNAVAILABLE, "; ".join(
+                f"model {m.config.name}: {m.list_error}" for m in unreadable) + f" (after {len(STARTUP_LIST_RETRIES)}"
+                " retries)")
 
     def stop(self) -> None:
         self._stop.set()
@@ -274,8 +296,10 @@ class ServerCore:
                 if current is None or current.state not in (AVAILABLE, LOADING):
                     fingerprints[version] = _fingerprint(path)
             model.missing_base_logged = False
+            model.list_error = ""
         except OSError as e:
             # The base path (or the store holding it) cannot be read: keep serving what is loaded.
+            model.list_error = str(e.strerror or e)
             if not model.missing_base_logged:
                 log.warning("base path %s of model %s cannot be listed: %s; keeping the loaded versions", base, name,
                             e.strerror or e)

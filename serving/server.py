@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent import futures
 
+from dcgan.fileio import is_remote
 from serving import config as cfg
 from serving.core import CoreOptions, ServerCore
 from serving.errors import Code, ServingError
@@ -94,7 +95,8 @@ class ModelServer:
                 log.warning("--model_config_file is set: --model_name/--model_base_path are ignored")
             config = cfg.read_model_server_config(o.model_config_file)
         else:
-            config = cfg.single_model_config(o.model_name, os.path.abspath(o.model_base_path))
+            base = o.model_base_path if is_remote(o.model_base_path) else os.path.abspath(o.model_base_path)
+            config = cfg.single_model_config(o.model_name, base)
         core_options = CoreOptions(
             file_system_poll_wait_seconds=o.file_system_poll_wait_seconds,
             allow_version_labels_for_unavailable_models=o.allow_version_labels_for_unavailable_models,
