@@ -74,7 +74,8 @@ done
 if [ ! -x "$ROOT/usr/bin/chromium" ]; then   # the studio's browser tests drive it (scripts/ensure_chromium.sh)
   echo "in_current_root: installing chromium in the root (apt-get, about a minute)" >&2
   chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c \
-    'apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null'
+    'apt-get update -q >/tmp/apt.log 2>&1 && apt-get install -y -q --no-install-recommends chromium >>/tmp/apt.log 2>&1 \
+       || { tail -20 /tmp/apt.log; exit 1; }'
 fi
 flock -u 9
 
