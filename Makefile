@@ -38,4 +38,4 @@ run-current:
 
 # Train and FID img/s of both stacks in one run (bench/stacks_throughput.py; legacy = .venv, current = the root).
 bench-stacks: setup
-	@scripts/in_current_root.sh --host $(PY) bench/stacks_throughput.py $(ARGS)
+	@DCGAN_CURRENT_WORK=dcgan-bench scripts/in_current_root.sh --host $(PY) bench/stacks_throughput.py $(ARGS)

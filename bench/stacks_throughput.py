@@ -20,7 +20,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROOT_REPO = "/work/dcgan"  # the repo copy inside the Debian 13 root
+ROOT_REPO = os.environ.get("DCGAN_CURRENT_REPO", "/work/dcgan")  # the repo copy inside the Debian 13 root
 
 
 def worker_fid(args: argparse.Namespace) -> dict:

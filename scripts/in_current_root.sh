@@ -4,7 +4,8 @@
 #
 #   scripts/in_current_root.sh [COMMAND...]         (default: make test)
 #   scripts/in_current_root.sh --host COMMAND...    `make setup` in the root, then COMMAND on the host while the root
-#                                                   is mounted, with DCGAN_CURRENT_CHROOT=<root> (bench/stacks_throughput.py)
+#                                                   is mounted, with DCGAN_CURRENT_CHROOT=<root>, DCGAN_CURRENT_REPO=/work/<copy>
+#                                                   (bench/stacks_throughput.py)
 #
 # - The root is made once by scripts/debian_root.sh at $DCGAN_CURRENT_ROOT (default /var/cache/dcgan/trixie-current,
 #   outside the clone, so fresh CI clones reuse it) and kept: its uv cache and the repo copy's .venv make later runs
@@ -74,7 +75,8 @@ done
 if [ ! -x "$ROOT/usr/bin/chromium" ]; then   # the studio's browser tests drive it (scripts/ensure_chromium.sh)
   echo "in_current_root: installing chromium in the root (apt-get, about a minute)" >&2
   chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c \
-    'apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null'
+    'apt-get update -q >/tmp/apt.log 2>&1 && apt-get install -y -q --no-install-recommends chromium >>/tmp/apt.log 2>&1 \
+       || { tail -20 /tmp/apt.log; exit 1; }'
 fi
 flock -u 9
 
@@ -97,7 +99,7 @@ in_root() {  # a clean environment; TLS through the root's CA bundle (the host's
 rc=0
 if [ "$HOST" = 1 ]; then
   in_root make setup
-  DCGAN_CURRENT_CHROOT="$ROOT" "$@" || rc=$?
+  DCGAN_CURRENT_CHROOT="$ROOT" DCGAN_CURRENT_REPO="/work/$WORKNAME" "$@" || rc=$?
   echo "in_current_root: '$*' (host) exited $rc after $(( $(date +%s) - start )) s" >&2
   exit "$rc"
 fi

