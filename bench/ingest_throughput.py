@@ -175,10 +175,9 @@ def main() -> int:
             rows.append((name, label, n_items, report.written_total, wall, n_items / wall, steady,
                          n_items / steady if steady else None, base))
         if args.dask:
-            from distributed import LocalCluster
+            from components.ingest.cli import local_dask_cluster
 
-            logging.getLogger("distributed").setLevel(logging.WARNING)  # after the import: it sets INFO itself
-            with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+            with local_dask_cluster(w) as cluster:
                 dask_args = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
                              f"--dask_client_address={cluster.scheduler_address}", f"--dask_npartitions={4 * w}"]
                 dask_config = IngestConfig(**{**config.to_dict(), "worker_threads": max(1, os.cpu_count() // w)})

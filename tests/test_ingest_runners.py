@@ -60,11 +60,11 @@ def test_multi_process_direct_runner_writes_the_same_records(reference, tmp_path
 
 
 def test_dask_runner_on_a_local_cluster_writes_the_same_records(reference, tmp_path):
-    from distributed import LocalCluster
+    from components.ingest.cli import local_dask_cluster
 
     config, _, _ = reference
     out = str(tmp_path / "dask")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    with local_dask_cluster(2) as cluster:
         report = run_ingest(config, out, beam_pipeline_args=[
             "--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
             f"--dask_client_address={cluster.scheduler_address}"])
