@@ -129,3 +129,31 @@ def test_a_failing_task_fails_the_run_with_its_log(tmp_path):
     launcher = DockerLauncher(docker=DOCKER, mounts=[root], log_dir=str(tmp_path / "logs"))
     with pytest.raises(TaskFailed, match="task FaceExampleGen: container exited with"):
         run_pipeline_job(job, launcher)
+
+
+# Not run until the components accept object-store paths (branch `objstore`, issue 10 item 1): run by hand on
+# 2026-11-28, FaceExampleGen wrote its examples to s3:// and the Trainer then failed with "the pattern
+# 's3://kfp-root/dcgan/artifacts/.../FaceExampleGen_1/examples/Split-train/*' matches no files" (dcgan/data.py lists
+# with glob.glob). Remove this mark when that lands.
+@pytest.mark.xfail(run=False, strict=True, reason="needs s3:// support in the components (branch objstore)")
+def test_compiled_smoke_spec_on_an_s3_root_runs_in_the_image_to_a_model_pushed_to_s3(tmp_path, s3_env):
+    """The same spec with its pipeline root (and so every artifact and the push) on the loopback S3 server: the
+    endpoint is compiled into every task's container (`--env`), the credentials come from the launcher (as a
+    cluster's secret would), nothing local is mounted."""
+    bucket = s3_env.create_bucket("kfp-root")
+    env = s3_env.environment
+    job = _compile(f"{bucket}/dcgan", str(tmp_path / "pipeline.json"), "--env",
+                   f"AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}")
+    credentials = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
+    launcher = DockerLauncher(docker=DOCKER, env=credentials, log_dir=str(tmp_path / "logs"))
+    runs = {r.name: r for r in run_pipeline_job(job, launcher)}
+
+    (examples,) = runs["FaceExampleGen"].outputs["examples"]
+    assert examples.uri.startswith(f"{bucket}/dcgan/")
+    (pushed,) = runs["Pusher"].outputs["pushed_model"]
+    assert pushed.metadata["pushed"] == 1
+    version_dir = pushed.metadata["pushed_destination"]
+    assert version_dir.startswith(f"{bucket}/dcgan/serving/dcgan/")
+    keys = [o["Key"] for o in s3_env.client().list_objects_v2(
+        Bucket="kfp-root", Prefix=version_dir[len(bucket) + 1:] + "/")["Contents"]]
+    assert any(k.endswith("/saved_model.pb") for k in keys), keys
