@@ -106,6 +106,8 @@ def tensor_proto_to_ndarray(proto, max_elements: int = DEFAULT_MAX_ELEMENTS) -> 
         values = proto.uint64_val
     if len(values) > n:
         raise invalid_argument(f"tensor has {len(values)} values but shape {list(shape)} holds {n}")
+    if dtype in _PACKED_FIXED and len(values) == n and n > 64:
+        return _packed_values(proto, dtype).reshape(shape)
     out = np.zeros(n, dtype=np_dtype)
     _fill(out, values, n, 0)
     return out.reshape(shape)
@@ -128,6 +130,59 @@ _VALUE_FIELDS = {DT_FLOAT: "float_val", DT_DOUBLE: "double_val", DT_INT32: "int_
                  DT_BOOL: "bool_val", DT_UINT32: "uint32_val", DT_UINT64: "uint64_val"}
 
 
+_PACKED_FIXED = {DT_FLOAT: (5, "<f4"), DT_DOUBLE: (6, "<f8")}  # TensorProto field numbers of float_val, double_val
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field_key(field: int) -> bytes:
+    return _varint(field << 3 | 2)  # wire type 2: length-delimited (packed)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _packed_values(proto, dtype: int) -> np.ndarray:
+    """float_val / double_val read from the TensorProto's wire bytes (one C++ serialisation, then a view of the packed
+    values: no Python float per element)."""
+    field, wire_dtype = _PACKED_FIXED[dtype]
+    data = proto.SerializeToString()
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _read_varint(data, pos)
+            continue
+        if wire != 2:
+            break  # not expected in a TensorProto; fall back below
+        length, pos = _read_varint(data, pos)
+        if number == field:
+            return np.frombuffer(data, dtype=wire_dtype, count=length // np.dtype(wire_dtype).itemsize,
+                                 offset=pos).astype(NUMPY_DTYPES[dtype])
+        pos += length
+    values = proto.float_val if dtype == DT_FLOAT else proto.double_val
+    return np.asarray(values, dtype=NUMPY_DTYPES[dtype])
+
+
 def ndarray_to_tensor_proto(array: np.ndarray, dtype: int | None = None):
     """numpy → TensorProto with the values in the typed fields (`float_val`, `int64_val`, `string_val`, ...), as TF
     Serving writes responses (Tensor::AsProtoField): clients read `outputs['y'].float_val` or `tf.make_ndarray`."""
@@ -140,6 +195,18 @@ def ndarray_to_tensor_proto(array: np.ndarray, dtype: int | None = None):
         proto.tensor_shape.dim.add(size=d)
     if dtype == DT_STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.ravel())
+    elif dtype in _PACKED_FIXED:
+        # float_val / double_val are packed fixed-width fields: their wire bytes are the little-endian values, so
+        # the field is appended as bytes and parsed by protobuf's C++ code (no Python float per element).
+        field, wire_dtype = _PACKED_FIXED[dtype]
+        data = np.ascontiguousarray(array, dtype=wire_dtype).tobytes()
+        proto.MergeFromString(_field_key(field) + _varint(len(data)) + data)
+    elif dtype in _PACKED_FIXED:
+        # float_val / double_val are packed fixed-width fields: their wire bytes are the little-endian values, so
+        # the field is appended as bytes and parsed by protobuf's C++ code (no Python float per element).
+        field, wire_dtype = _PACKED_FIXED[dtype]
+        data = np.ascontiguousarray(array, dtype=wire_dtype).tobytes()
+        proto.MergeFromString(_field_key(field) + _varint(len(data)) + data)
     elif dtype == DT_HALF:
         proto.half_val.extend(np.asarray(array, dtype=np.float16).view(np.uint16).ravel().tolist())
     else:
