@@ -361,4 +361,8 @@ def entry() -> None:
 
 
 if __name__ == "__main__":
-    entry()
+    # `python -m dcgan.cli`: run the module imported under its own name, so that commands registered by other packages
+    # (which import dcgan.cli) raise the same CommandError class this main catches.
+    from dcgan.cli import entry as _entry
+
+    _entry()

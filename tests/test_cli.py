@@ -79,3 +79,16 @@ def test_bad_arguments_print_a_clear_error_and_exit_non_zero(argv, message, code
     assert main(argv) == code
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_python_dash_m_reports_errors_of_plugin_commands_cleanly():
+    # `python -m dcgan.cli` runs the module as __main__; plugin commands raise dcgan.cli.CommandError, which must
+    # still be caught (a clear one-line error and exit 1, no traceback)
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "dcgan.cli", "generate", "--server", "127.0.0.1:1", "--n", "1",
+                             "--out", "/tmp/never-written.png"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "dcgan generate: error: 127.0.0.1:1" in result.stderr
