@@ -12,7 +12,19 @@ from typing import Any
 
 def atomic_write(path: str, write: Callable[[str], None]) -> str:
     """Call `write(tmp_path)`, then rename tmp_path to `path`; the temporary file is removed if anything fails.
-    Returns `path`."""
+    Returns `path`. On an object store (no atomic rename) `write` fills a local temporary file that is then
+    uploaded in one PUT: an object appears whole or not at all."""
+    if is_remote(path):
+        import tempfile
+
+        import tensorflow as tf
+
+        ensure_filesystem(path)
+        with tempfile.TemporaryDirectory(prefix="dcgan-upload-") as d:
+            local = os.path.join(d, os.path.basename(path.rstrip("/")) or "object")
+            write(local)
+            tf.io.gfile.copy(local, path, overwrite=True)
+        return path
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
     try:
         write(tmp)
@@ -109,3 +121,142 @@ def exit_process(code: int) -> None:
         except Exception:  # noqa: BLE001 - a closed stream must not change the exit code
             pass
     os._exit(code)
+
+
+# --- path operations on local paths and object stores alike -------------------------------------------------------
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def join(base: str, *parts: str) -> str:
+    """os.path.join for local paths; '/'-joined for URLs (os.path.join would do the same on POSIX, but say it)."""
+    if is_remote(base):
+        out = str(base)
+        for part in parts:
+            out = out.rstrip("/") + "/" + str(part).lstrip("/")
+        return out
+    return os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.exists(path)
+    ensure_filesystem(path)
+    return _gfile().exists(path)
+
+
+def isdir(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.isdir(path)
+    ensure_filesystem(path)
+    return _gfile().isdir(path)
+
+
+def makedirs(path: str) -> str:
+    """mkdir -p (object stores: a no-op marker where the filesystem needs one)."""
+    if is_remote(path):
+        ensure_filesystem(path)
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def listdir(path: str) -> list[str]:
+    """Names directly under `path`, sorted, without trailing slashes."""
+    if not is_remote(path):
+        return sorted(os.listdir(path))
+    ensure_filesystem(path)
+    return sorted({n.rstrip("/") for n in _gfile().listdir(path)})
+
+
+def glob(pattern: str) -> list[str]:
+    if not is_remote(pattern):
+        import glob as _glob
+
+        return sorted(_glob.glob(pattern))
+    ensure_filesystem(pattern)
+    return sorted(_gfile().glob(pattern))
+
+
+def open_file(path: str, mode: str = "r"):
+    """A file object for `path` (builtin open locally, tf.io.gfile.GFile on object stores)."""
+    if not is_remote(path):
+        return open(path, mode)
+    ensure_filesystem(path)
+    return _gfile().GFile(path, mode)
+
+
+def read_bytes(path: str) -> bytes:
+    with open_file(path, "rb") as f:
+        return f.read()
+
+
+def append_text(path: str, text: str) -> None:
+    """Append `text` to `path`. Object stores cannot append: the object is rewritten whole (small logs only)."""
+    if not is_remote(path):
+        with open(path, "a") as f:
+            f.write(text)
+        return
+    old = read_bytes(path) if exists(path) else b""
+    write_bytes_atomic(path, old + text.encode("utf-8"))
+
+
+def upload_tree(local_dir: str, dest: str, last: tuple[str, ...] = ("saved_model.pb",)) -> str:
+    """Copy the local folder `local_dir` to `dest` (an object-store prefix), the files named in `last` after every
+    other file: a reader that waits for them (a model server waits for saved_model.pb) never sees half a tree."""
+    ensure_filesystem(dest)
+    gfile = _gfile()
+    files: list[str] = []
+    for folder, _, names in os.walk(local_dir):
+        files += [os.path.relpath(os.path.join(folder, n), local_dir) for n in names]
+    files.sort(key=lambda rel: (os.path.basename(rel) in last and os.path.dirname(rel) == "", rel))
+    for rel in files:
+        target = join(dest, rel.replace(os.sep, "/"))
+        gfile.makedirs(target.rsplit("/", 1)[0])
+        gfile.copy(os.path.join(local_dir, rel), target, overwrite=True)
+    return dest
+
+
+def download_tree(src: str, local_dir: str) -> str:
+    """Copy every object under the object-store prefix `src` into the local folder `local_dir`."""
+    ensure_filesystem(src)
+    gfile = _gfile()
+    for folder, _, names in gfile.walk(src):
+        rel = folder[len(src.rstrip("/")):].strip("/")
+        os.makedirs(os.path.join(local_dir, rel), exist_ok=True)
+        for name in names:
+            gfile.copy(join(folder, name), os.path.join(local_dir, rel, name), overwrite=True)
+    return local_dir
+
+
+def write_text_atomic(path: str, text: str) -> str:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def remove_tree(path: str) -> None:
+    if is_remote(path):
+        ensure_filesystem(path)
+        if _gfile().isdir(path):
+            _gfile().rmtree(path)
+        elif _gfile().exists(path):
+            _gfile().remove(path)
+        return
+    import shutil
+
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def local_cache_path(url: str, cache_root: str = "") -> str:
+    """A local path standing for a remote `url` (things that need a real file: SQLite MLMD, ...).
+    Under $DCGAN_CACHE or ~/.cache/dcgan unless `cache_root` is given."""
+    root = cache_root or os.environ.get("DCGAN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "dcgan")
+    scheme, rest = str(url).split("://", 1)
+    return os.path.join(root, scheme, *[p for p in rest.split("/") if p not in ("", ".", "..")])

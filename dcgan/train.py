@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from dcgan import fileio
 from dcgan import images as imlib
 from dcgan.config import ConfigError, TrainConfig, load_config, save_config
 from dcgan.data import TrainingData, make_training_data
@@ -83,7 +83,7 @@ def select_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def is_run_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isdir(os.path.join(path, CHECKPOINT_DIR))
+    return fileio.exists(fileio.join(path, CONFIG_FILE)) and fileio.isdir(fileio.join(path, CHECKPOINT_DIR))
 
 
 class GanModels:
@@ -135,12 +135,12 @@ def load_models(run_dir: str, checkpoint: str | None = None, precision: str | No
     `precision` overrides the run's (export uses float32: variables are float32 under every policy)."""
     if not is_run_dir(run_dir):
         raise RunDirError(f"{run_dir!r} is not a run directory (no {CONFIG_FILE} and {CHECKPOINT_DIR}/ in it)")
-    config = load_config(os.path.join(run_dir, CONFIG_FILE))
+    config = load_config(fileio.join(run_dir, CONFIG_FILE))
     if precision:
         config = config.replace(precision=precision)
     set_precision(config.precision)
     models = GanModels(config)
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    path = checkpoint or tf.train.latest_checkpoint(fileio.join(run_dir, CHECKPOINT_DIR))
     if not path:
         raise RunDirError(f"{run_dir!r} has no checkpoint yet")
     # Without the optimizers: their structure depends on the precision (loss scaling) and sampling never needs them.
@@ -170,9 +170,9 @@ class Trainer:
         elif is_run_dir(run_dir):
             raise RunDirError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
                               "or choose a new --out")
-        os.makedirs(run_dir, exist_ok=True)
+        fileio.makedirs(run_dir)
         for sub in (CHECKPOINT_DIR, "logs", "samples"):
-            os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
+            fileio.makedirs(fileio.join(run_dir, sub))
 
         configure_threads(config.intra_op_threads, config.inter_op_threads)
         set_precision(config.precision)
@@ -180,7 +180,7 @@ class Trainer:
         self.data: TrainingData = make_training_data(
             config.data, size=config.model.size, channels=config.model.channels, batch_size=config.batch_size,
             seed=config.seed, crop=config.crop, mode=config.input_mode, memory_limit_mb=config.memory_limit_mb,
-            reject_log=os.path.join(run_dir, "bad_files.log"), progress=progress)
+            reject_log=fileio.join(run_dir, "bad_files.log"), progress=progress)
         self.models = GanModels(config, self.strategy)
 
         replicas = self.strategy.num_replicas_in_sync
@@ -191,16 +191,16 @@ class Trainer:
         # distributed iterators are not); each global batch is split across replicas inside the step.
         self.iterator = iter(self.data.dataset)
         self.ckpt = self.models.checkpoint(data_iterator=self.iterator)
-        self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(run_dir, CHECKPOINT_DIR),
+        self.manager = tf.train.CheckpointManager(self.ckpt, fileio.join(run_dir, CHECKPOINT_DIR),
                                                   max_to_keep=config.keep_checkpoints)
         if resume:
             latest = self.manager.latest_checkpoint
             if latest:
                 self.ckpt.restore(latest).assert_existing_objects_matched()
                 log.info("resumed %s at step %d", latest, int(self.models.step.numpy()))
-        save_config(config, os.path.join(run_dir, CONFIG_FILE))
+        save_config(config, fileio.join(run_dir, CONFIG_FILE))
 
-        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
+        self.writer = tf.summary.create_file_writer(fileio.join(run_dir, "logs"))
         self.sample_z = z_from_seeds(np.arange(config.num_samples), config.model.z_dim)
         self._train_step = self._build_step()
         if config.fid_every:
@@ -216,7 +216,7 @@ class Trainer:
             raise RunDirError(f"cannot resume: {run_dir!r} is not a run directory "
                               f"(expected {CONFIG_FILE} and {CHECKPOINT_DIR}/)")
         try:
-            config = load_config(os.path.join(run_dir, CONFIG_FILE))
+            config = load_config(fileio.join(run_dir, CONFIG_FILE))
         except (ValueError, TypeError, ConfigError) as e:
             raise RunDirError(f"cannot resume: {run_dir}/{CONFIG_FILE} is not a valid run config: {e}") from e
         if steps is not None:
@@ -314,7 +314,7 @@ class Trainer:
 
     def _write_samples(self, step: int) -> str:
         grid = self.sample_grid()
-        path = imlib.save_image(grid, os.path.join(self.run_dir, "samples", f"step_{step:07d}.png"))
+        path = imlib.save_image(grid, fileio.join(self.run_dir, "samples", f"step_{step:07d}.png"))
         with self.writer.as_default(step=step):
             tf.summary.image("samples", grid[None], max_outputs=1)
         return path
@@ -324,9 +324,9 @@ class Trainer:
         with self.writer.as_default(step=step):
             for k, v in values.items():
                 tf.summary.scalar(k, v)
-        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()},
-                                "time": round(time.time(), 3)}) + "\n")
+        fileio.append_text(fileio.join(self.run_dir, "metrics.jsonl"),
+                           json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()},
+                                       "time": round(time.time(), 3)}) + "\n")
 
     def _save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=step)
