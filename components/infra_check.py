@@ -34,6 +34,7 @@ def InfraCheck(  # noqa: N802 - TFX component names are classes
     """Load the model in the model server and query every signature once; bless it only if that works."""
     from serving.infra import InfraValidationError, load_and_query
 
+    fileio.ensure_filesystems(model.uri, blessing.uri)
     fileio.makedirs(blessing.uri)
     try:
         model_dir = serving_dir(model.uri)

@@ -66,6 +66,7 @@ def run_fn(fn_args: Any) -> None:
 
     config = _train_config(fn_args)
     run_dir = fn_args.model_run_dir
+    fileio.ensure_filesystems(run_dir, fn_args.serving_model_dir)  # s3:// usable in this process
     if is_run_dir(run_dir):  # the same execution retried: continue it
         trainer = Trainer.resume(run_dir, steps=config.steps, progress=sys.stderr.isatty())
     else:

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from dcgan.errors import DcganError
+
 
 def atomic_write(path: str, write: Callable[[str], None]) -> str:
     """Call `write(tmp_path)`, then rename tmp_path to `path`; the temporary file is removed if anything fails.
@@ -95,6 +97,50 @@ def ensure_filesystem(path: str) -> None:
     except ImportError as e:  # pragma: no cover - depends on the installed stack
         raise RuntimeError(f"{path}: s3:// paths need tensorflow-io, which is not installed in this environment "
                            f"({e})") from e
+
+
+class ObjectStoreError(DcganError):
+    """An object store that cannot be used: unreachable endpoint, no credentials, missing bucket."""
+
+
+def check_s3_reachable(url: str, *, attempts: int = 2, timeout_s: float = 5.0) -> None:
+    """Probe the bucket of an s3:// `url` with boto3 (bounded: `attempts` tries of `timeout_s` each; tensorflow-io
+    itself retries for minutes) and raise ObjectStoreError naming the URL and what to set when it cannot be used."""
+    if not str(url).startswith("s3://"):
+        return
+    import boto3
+    import botocore.exceptions as bex
+    from botocore.config import Config
+
+    bucket = str(url)[len("s3://"):].split("/", 1)[0]
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    where = endpoint or "the AWS default endpoint"
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=Config(  # fresh credentials
+        connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": attempts, "mode": "standard"}))
+    try:
+        client.head_bucket(Bucket=bucket)
+    except bex.NoCredentialsError as e:
+        raise ObjectStoreError(f"{url}: no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                               "(or AWS_PROFILE)") from e
+    except (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError) as e:
+        raise ObjectStoreError(f"{url}: cannot reach the S3 endpoint {where} ({attempts} tries, {timeout_s:g} s "
+                               "each); set AWS_ENDPOINT_URL to your S3/MinIO server, e.g. "
+                               "AWS_ENDPOINT_URL=http://127.0.0.1:9000") from e
+    except bex.ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise ObjectStoreError(f"{url}: bucket {bucket!r} does not exist at {where}") from e
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise ObjectStoreError(f"{url}: access to bucket {bucket!r} at {where} denied ({code}); check "
+                                   "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from e
+        raise ObjectStoreError(f"{url}: S3 error {code} at {where}: {e}") from e
+
+
+def ensure_filesystems(*paths: str) -> None:
+    """`ensure_filesystem` for each path (TFX executors call it with their artifact URIs and sources)."""
+    for path in paths:
+        if path:
+            ensure_filesystem(str(path))
 
 
 def s3_was_used() -> bool:

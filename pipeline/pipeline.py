@@ -96,6 +96,7 @@ def run_local(config: PipelineConfig) -> None:
     from dcgan import fileio
 
     for path in (config.root, config.data, config.serving_root):
+        fileio.check_s3_reachable(path)  # a clear error in seconds, not tensorflow-io's minutes of retries
         fileio.ensure_filesystem(path)  # s3://: tensorflow-io registered in this process, where executors run
     fileio.makedirs(config.root)
     os.makedirs(os.path.dirname(os.path.abspath(config.metadata_path)), exist_ok=True)

@@ -29,7 +29,8 @@ def s3_smoke(s3_server, tmp_path_factory):
     root, serving = f"{bucket}/runs/smoke", f"{bucket}/serving"
     proc = subprocess.run([DCGAN, "pipeline", "run", "--preset", "smoke", "--root", root, "--serving-root", serving],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
-    return {"proc": proc, "cwd": cwd, "root": root, "serving": serving, "cache": cache, "env": env, "s3": s3_server.client()}
+    return {"proc": proc, "cwd": cwd, "root": root, "serving": serving, "cache": cache, "env": env,
+            "s3": s3_server.client()}
 
 
 def test_smoke_pipeline_on_an_s3_root_pushes_to_s3(s3_smoke):

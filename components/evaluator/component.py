@@ -129,6 +129,7 @@ class Executor(base_executor.BaseExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         model = artifact_utils.get_single_instance(input_dict["model"])
         examples = artifact_utils.get_single_instance(input_dict["examples"])
+        fileio.ensure_filesystems(model.uri, examples.uri, *(a.uri for a in output_dict["evaluation"]))
         baselines = input_dict.get("baseline_model") or []
         baseline = baselines[0] if baselines else None
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])

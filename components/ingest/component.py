@@ -24,7 +24,7 @@ from tfx.types.artifact import Artifact
 
 from components.ingest import pipeline as ingest
 from components.ingest import sources as sourcelib
-from dcgan import faces, schema
+from dcgan import faces, fileio, schema
 from dcgan import images as imlib
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         report_artifact = artifact_utils.get_single_instance(output_dict["ingest_report"])
         config = config_from_exec_properties(exec_properties)
+        fileio.ensure_filesystems(examples.uri, report_artifact.uri, config.source)  # s3:// in this process
         plan = ingest.plan_ingest(config)
         ingest.prepare_output(examples.uri, report_artifact.uri, overwrite=True)
 
