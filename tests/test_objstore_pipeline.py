@@ -1,16 +1,21 @@
-"""The smoke pipeline end to end on an S3 root (a real S3 server on loopback, moto): LocalDagRunner runs ingest,
-Trainer, FidEvaluator, InfraCheck and Pusher with every artifact, checkpoint and the pushed SavedModel on s3://;
-only MLMD's SQLite file stays local (in the DCGAN_CACHE folder). Run as a user runs it: the `dcgan` console script
-in a subprocess, which must exit 0 (tensorflow-io's abort at exit is avoided by dcgan.fileio.exit_process)."""
+"""The smoke pipeline end to end with --data, --root and --serving-root on S3 (a real S3 server on loopback, moto):
+LocalDagRunner runs ingest (160 avatar PNGs read from s3://), Trainer, FidEvaluator, InfraCheck and Pusher with
+every artifact, checkpoint and the pushed SavedModel on s3://; only MLMD's SQLite file stays local (in the
+DCGAN_CACHE folder). Run as a user runs it: the `dcgan` console script in a subprocess, which must exit 0
+(tensorflow-io's abort at exit is avoided by dcgan.fileio.exit_process)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from PIL import Image
+
+from dcgan.avatars import iter_avatars
 
 DCGAN = os.path.join(os.path.dirname(sys.executable), "dcgan")
 
@@ -27,7 +32,13 @@ def s3_smoke(s3_server, tmp_path_factory):
     cwd = str(tmp_path_factory.mktemp("cwd"))
     env = {**os.environ, **s3_server.environment, "DCGAN_CACHE": cache}
     root, serving = f"{bucket}/runs/smoke", f"{bucket}/serving"
-    proc = subprocess.run([DCGAN, "pipeline", "run", "--preset", "smoke", "--root", root, "--serving-root", serving],
+    s3 = s3_server.client()
+    for i, (_, image, _) in enumerate(iter_avatars(160, seed=0, size=64)):  # the smoke data, as files on S3
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        s3.put_object(Bucket="objstore-smoke", Key=f"images/{i:04d}.png", Body=buf.getvalue())
+    proc = subprocess.run([DCGAN, "pipeline", "run", "--preset", "smoke", "--data", f"{bucket}/images",
+                           "--set", "ingest.mode=none", "--root", root, "--serving-root", serving],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
     return {"proc": proc, "cwd": cwd, "root": root, "serving": serving, "cache": cache, "env": env,
             "s3": s3_server.client()}
@@ -42,7 +53,7 @@ def test_smoke_pipeline_on_an_s3_root_pushes_to_s3(s3_smoke):
     pushed = [k for k in keys if k.startswith("serving/dcgan/") and k.endswith("/saved_model.pb")]
     assert len(pushed) == 1
     version = pushed[0].split("/")[2]
-    for name in ("variables/variables.index", "assets.extra/dcgan.json", "assets.extra/directions.json"):
+    for name in ("variables/variables.index", "assets.extra/dcgan.json"):
         assert f"serving/dcgan/{version}/{name}" in keys
     # every artifact lives under the S3 root: examples, checkpoints, TensorBoard logs, samples, evaluation
     art = "runs/smoke/artifacts/"
