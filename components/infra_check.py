@@ -7,20 +7,22 @@ as a custom property. In Kubernetes the same directory is served by the real ten
 """
 
 
-import json
 import os
+import tempfile
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types.standard_artifacts import InfraBlessing, Model
+
+from dcgan import fileio
 
 REPORT_FILE = "infra_report.json"
 
 
 def serving_dir(model_uri: str) -> str:
     """The SavedModel inside a TFX Model artifact (`Format-Serving/`), or the URI itself when it is one."""
-    candidate = os.path.join(model_uri, "Format-Serving")
-    return candidate if os.path.isdir(candidate) else model_uri
+    candidate = fileio.join(model_uri, "Format-Serving")
+    return candidate if fileio.isdir(candidate) else model_uri
 
 
 @component
@@ -32,14 +34,18 @@ def InfraCheck(  # noqa: N802 - TFX component names are classes
     """Load the model in the model server and query every signature once; bless it only if that works."""
     from serving.infra import InfraValidationError, load_and_query
 
-    os.makedirs(blessing.uri, exist_ok=True)
+    fileio.ensure_filesystems(model.uri, blessing.uri)
+    fileio.makedirs(blessing.uri)
     try:
-        report = load_and_query(serving_dir(model.uri), timeout_s=float(timeout_seconds))
+        model_dir = serving_dir(model.uri)
+        with tempfile.TemporaryDirectory(prefix="dcgan-infra-") as local:
+            if fileio.is_remote(model_dir):  # check the very bytes that were pushed, from a local copy
+                model_dir = fileio.download_tree(model_dir, os.path.join(local, "model"))
+            report = load_and_query(model_dir, timeout_s=float(timeout_seconds))
         blessed, reason = True, f"served and answered {len(report['signatures'])} signatures over gRPC and REST"
     except InfraValidationError as e:
         report, blessed, reason = {"ok": False, "error": str(e)}, False, str(e)
-    with open(os.path.join(blessing.uri, REPORT_FILE), "w") as f:
-        json.dump(report, f, indent=2, default=str)
-    open(os.path.join(blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), "w").close()
+    fileio.write_json_atomic(fileio.join(blessing.uri, REPORT_FILE), report, indent=2, default=str)
+    fileio.write_bytes_atomic(fileio.join(blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), b"")
     blessing.set_int_custom_property("blessed", 1 if blessed else 0)
     blessing.set_string_custom_property("reason", reason[:1000])

@@ -14,11 +14,11 @@ without attribute labels skips it with a logged note.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 from typing import Any
+
+from dcgan import fileio
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ def run_fn(fn_args: Any) -> None:
 
     config = _train_config(fn_args)
     run_dir = fn_args.model_run_dir
+    fileio.ensure_filesystems(run_dir, fn_args.serving_model_dir)  # s3:// usable in this process
     if is_run_dir(run_dir):  # the same execution retried: continue it
         trainer = Trainer.resume(run_dir, steps=config.steps, progress=sys.stderr.isatty())
     else:
@@ -90,8 +91,6 @@ def run_fn(fn_args: Any) -> None:
     }
     path = export_run(run_dir, fn_args.serving_model_dir, overwrite=True, extra_metadata={"training": summary})
     summary["directions"] = store_directions(path, fn_args)
-    with open(os.path.join(path, "assets.extra", SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
+    fileio.write_json_atomic(fileio.join(path, "assets.extra", SUMMARY_FILE), summary, indent=2)
+    fileio.write_json_atomic(fileio.join(run_dir, SUMMARY_FILE), summary, indent=2)
     log.info("exported the generator to %s", path)

@@ -157,5 +157,7 @@ def save_config(config: TrainConfig, path: str) -> None:
 
 
 def load_config(path: str) -> TrainConfig:
-    with open(path) as f:
+    from dcgan import fileio
+
+    with fileio.open_file(path) as f:
         return TrainConfig.from_dict(json.load(f))

@@ -11,7 +11,6 @@ Unreadable or undecodable files are skipped, counted and logged by name; they ne
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import threading
@@ -23,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from dcgan import fileio, schema
 from dcgan import images as imlib
-from dcgan import schema
 from dcgan.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -62,12 +61,12 @@ def resolve_data(data: str) -> ResolvedData:
     image_files: list[str] = []
     record_files: list[str] = []
     for part in parts:
-        if os.path.isdir(part):
-            train_split = os.path.join(part, "Split-train")
-            if os.path.isdir(train_split):
-                record_files += sorted(glob.glob(os.path.join(train_split, "*")))
+        if fileio.isdir(part):
+            train_split = fileio.join(part, "Split-train")
+            if fileio.isdir(train_split):
+                record_files += sorted(fileio.glob(fileio.join(train_split, "*")))
                 continue
-            records = sorted(f for f in glob.glob(os.path.join(part, "*")) if schema.is_tfrecord_path(f))
+            records = sorted(f for f in fileio.glob(fileio.join(part, "*")) if schema.is_tfrecord_path(f))
             if records:
                 record_files += records
                 continue
@@ -76,12 +75,12 @@ def resolve_data(data: str) -> ResolvedData:
                 raise DataError(f"no image files ({', '.join(imlib.IMAGE_EXTENSIONS)}) found under {part!r}")
             image_files += found
         elif any(ch in part for ch in "*?["):
-            matches = sorted(glob.glob(part))
+            matches = sorted(fileio.glob(part))
             if not matches:
                 raise DataError(f"the pattern {part!r} matches no files")
             record_files += [m for m in matches if schema.is_tfrecord_path(m)]
             image_files += [m for m in matches if m.lower().endswith(imlib.IMAGE_EXTENSIONS)]
-        elif os.path.isfile(part):
+        elif fileio.exists(part) and not fileio.isdir(part):
             if schema.is_tfrecord_path(part):
                 record_files.append(part)
             elif part.lower().endswith(imlib.IMAGE_EXTENSIONS):

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from dcgan import fileio
 from dcgan.errors import DataError, DcganError
 from dcgan.fileio import write_json_atomic
 
@@ -488,7 +489,8 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
         "format": FORMAT,
         "z_dim": int(z_dim),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": {"saved_model_dir": os.path.abspath(saved_model_dir),
+        "model": {"saved_model_dir": (saved_model_dir if fileio.is_remote(saved_model_dir)
+                                      else os.path.abspath(saved_model_dir)),
                   "image_shape": [int(height), int(height), int(channels)],
                   "step": generator.metadata.get("step")},
         "data": {"description": data.description, "train_examples": int(train.sum()),
@@ -513,8 +515,9 @@ def _probe_shape(generator) -> list[int]:
 
 def write_directions(saved_model_dir: str, result: Mapping[str, Any], path: str | None = None) -> str:
     """Write directions.json (atomically) to `path`, by default `<saved_model_dir>/assets.extra/directions.json`."""
-    path = path or os.path.join(saved_model_dir, DIRECTIONS_FILE)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    path = path or fileio.join(saved_model_dir, DIRECTIONS_FILE)
+    if not fileio.is_remote(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     return write_json_atomic(path, result, indent=1)
 
 
@@ -533,7 +536,7 @@ def read_directions(path: str, z_dim: int | None = None) -> dict[str, Any]:
     """Load and check a directions.json: known format, every vector of length z_dim, finite. Raises
     DirectionsFileError with the reason otherwise."""
     try:
-        with open(path) as f:
+        with fileio.open_file(path) as f:
             doc = json.load(f)
     except OSError as e:
         raise DirectionsFileError(f"cannot read {path}: {e.strerror or e}") from e

@@ -35,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dcgan import fileio
 from dcgan.config import ModelConfig
 from dcgan.latent import z_from_seeds_tf
 
@@ -140,6 +141,16 @@ class GeneratorModule(tf.Module):
 def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,
                      metadata: dict[str, Any] | None = None, overwrite: bool = False) -> str:
     """Write the SavedModel to `out_dir` (atomically). Returns `out_dir`."""
+    if fileio.is_remote(out_dir):
+        if fileio.exists(out_dir) and not overwrite:
+            raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--force) to replace it")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dcgan-export-") as local:
+            export_generator(generator, config, os.path.join(local, "model"), metadata)
+            if fileio.exists(out_dir):
+                fileio.remove_tree(out_dir)
+            return fileio.upload_tree(os.path.join(local, "model"), out_dir)
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir):
         if not overwrite:
@@ -181,7 +192,7 @@ def export_run(run_dir: str, out_dir: str, *, use_ema: bool = True, checkpoint: 
     models = load_models(run_dir, checkpoint=checkpoint, precision="float32")
     generator = models.sampling_generator if use_ema else models.generator
     metadata = {
-        "run_dir": os.path.abspath(run_dir),
+        "run_dir": run_dir if fileio.is_remote(run_dir) else os.path.abspath(run_dir),
         "step": int(models.step.numpy()),
         "ema": bool(use_ema and models.ema_generator is not None),
         "train_config": models.config.to_dict(),
@@ -191,10 +202,10 @@ def export_run(run_dir: str, out_dir: str, *, use_ema: bool = True, checkpoint: 
 
 
 def read_metadata(saved_model_dir: str) -> dict[str, Any]:
-    path = os.path.join(saved_model_dir, METADATA_FILE)
-    if not os.path.isfile(path):
+    path = fileio.join(saved_model_dir, METADATA_FILE)
+    if not fileio.exists(path):
         return {}
-    with open(path) as f:
+    with fileio.open_file(path) as f:
         return json.load(f)
 
 
@@ -202,7 +213,7 @@ class LoadedGenerator:
     """A generator loaded from a SavedModel export, called like the server would call it."""
 
     def __init__(self, saved_model_dir: str):
-        if not os.path.isfile(os.path.join(saved_model_dir, "saved_model.pb")):
+        if not fileio.exists(fileio.join(saved_model_dir, "saved_model.pb")):
             raise FileNotFoundError(f"{saved_model_dir!r} is not a SavedModel directory (no saved_model.pb)")
         self.path = saved_model_dir
         self.module = tf.saved_model.load(saved_model_dir)

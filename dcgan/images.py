@@ -182,13 +182,20 @@ def is_image_name(name: str) -> bool:
 def list_image_files(folder: str) -> tuple[list[tuple[str, str]], list[str]]:
     """The image files under `folder`, recursively, as sorted (relative posix path, path) pairs, and the relative
     paths of the other files (skipped). Hidden files and folders (".name") and macOS `__MACOSX` folders are left
-    out; symlinked folders are followed."""
+    out; symlinked folders are followed, each real folder once (a symlink cycle is not followed round)."""
     import os
 
     found: list[tuple[str, str]] = []
     ignored: list[str] = []
+    seen: set[str] = set()
     for root, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX"
+                         and os.path.realpath(os.path.join(root, d)) not in seen)
         for name in sorted(names):
             if name.startswith("."):
                 continue

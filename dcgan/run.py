@@ -12,12 +12,12 @@ global policy is restored afterwards. A caller that wants a global policy sets i
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 
+from dcgan import fileio
 from dcgan.config import TrainConfig, load_config
 from dcgan.errors import RunDirError
 from dcgan.model import build_discriminator, build_generator
@@ -28,7 +28,7 @@ CHECKPOINT_DIR = "checkpoints"
 
 def is_run_dir(path: str) -> bool:
     """True when `path` holds a run: its config.json and checkpoints/ folder."""
-    return os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isdir(os.path.join(path, CHECKPOINT_DIR))
+    return fileio.exists(fileio.join(path, CONFIG_FILE)) and fileio.isdir(fileio.join(path, CHECKPOINT_DIR))
 
 
 @contextlib.contextmanager
@@ -88,7 +88,7 @@ def load_run_config(run_dir: str) -> TrainConfig:
     """The TrainConfig saved in a run directory."""
     if not is_run_dir(run_dir):
         raise RunDirError(f"{run_dir!r} is not a run directory (no {CONFIG_FILE} and {CHECKPOINT_DIR}/ in it)")
-    return load_config(os.path.join(run_dir, CONFIG_FILE))
+    return load_config(fileio.join(run_dir, CONFIG_FILE))
 
 
 def load_models(run_dir: str, checkpoint: str | None = None, precision: str | None = None) -> GanModels:
@@ -99,7 +99,7 @@ def load_models(run_dir: str, checkpoint: str | None = None, precision: str | No
     if precision:
         config = config.replace(precision=precision)
     models = GanModels(config)
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    path = checkpoint or tf.train.latest_checkpoint(fileio.join(run_dir, CHECKPOINT_DIR))
     if not path:
         raise RunDirError(f"{run_dir!r} has no checkpoint yet")
     # Without the optimizers: their structure depends on the precision (loss scaling) and sampling never needs them.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from dcgan import fileio
 from dcgan import images as imlib
 from dcgan.config import ConfigError, TrainConfig, save_config
 from dcgan.data import TrainingData, make_training_data
@@ -172,16 +172,16 @@ class Trainer:
         elif is_run_dir(run_dir):
             raise RunDirError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
                               "or choose a new --out")
-        os.makedirs(run_dir, exist_ok=True)
+        fileio.makedirs(run_dir)
         for sub in (CHECKPOINT_DIR, "logs", "samples"):
-            os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
+            fileio.makedirs(fileio.join(run_dir, sub))
 
         configure_threads(config.intra_op_threads, config.inter_op_threads)
         self.strategy = select_strategy(config.strategy)
         self.data: TrainingData = make_training_data(
             config.data, size=config.model.size, channels=config.model.channels, batch_size=config.batch_size,
             seed=config.seed, crop=config.crop, mode=config.input_mode, memory_limit_mb=config.memory_limit_mb,
-            reject_log=os.path.join(run_dir, "bad_files.log"), progress=progress)
+            reject_log=fileio.join(run_dir, "bad_files.log"), progress=progress)
         self.models = GanModels(config, self.strategy)
 
         replicas = self.strategy.num_replicas_in_sync
@@ -192,16 +192,16 @@ class Trainer:
         # distributed iterators are not); each global batch is split across replicas inside the step.
         self.iterator = iter(self.data.dataset)
         self.ckpt = self.models.checkpoint(data_iterator=self.iterator)
-        self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(run_dir, CHECKPOINT_DIR),
+        self.manager = tf.train.CheckpointManager(self.ckpt, fileio.join(run_dir, CHECKPOINT_DIR),
                                                   max_to_keep=config.keep_checkpoints)
         if resume:
             latest = self.manager.latest_checkpoint
             if latest:
                 self.ckpt.restore(latest).assert_existing_objects_matched()
                 log.info("resumed %s at step %d", latest, int(self.models.step.numpy()))
-        save_config(config, os.path.join(run_dir, CONFIG_FILE))
+        save_config(config, fileio.join(run_dir, CONFIG_FILE))
 
-        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
+        self.writer = tf.summary.create_file_writer(fileio.join(run_dir, "logs"))
         self.sample_z = z_from_seeds(np.arange(config.num_samples), config.model.z_dim)
         self._train_step = self._build_step()
 
@@ -269,7 +269,7 @@ class Trainer:
 
     def _write_samples(self, step: int) -> str:
         grid = self.sample_grid()
-        path = imlib.save_image(grid, os.path.join(self.run_dir, "samples", f"step_{step:07d}.png"))
+        path = imlib.save_image(grid, fileio.join(self.run_dir, "samples", f"step_{step:07d}.png"))
         with self.writer.as_default(step=step):
             tf.summary.image("samples", grid[None], max_outputs=1)
         return path
@@ -279,9 +279,9 @@ class Trainer:
         with self.writer.as_default(step=step):
             for k, v in values.items():
                 tf.summary.scalar(k, v)
-        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()},
-                                "time": round(time.time(), 3)}) + "\n")
+        fileio.append_text(fileio.join(self.run_dir, "metrics.jsonl"),
+                           json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()},
+                                       "time": round(time.time(), 3)}) + "\n")
 
     def _save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=step)

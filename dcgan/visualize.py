@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from dcgan import fileio, latent
 from dcgan import images as imlib
-from dcgan import latent
 
 MODES = ("grid", "interpolate", "gif", "sweep")
 
@@ -33,7 +33,7 @@ class Sampler:
 
 def load_sampler(source: str, use_ema: bool = True, checkpoint: str | None = None) -> Sampler:
     """A run directory (latest checkpoint, EMA generator when kept) or a SavedModel directory."""
-    if os.path.isfile(os.path.join(source, "saved_model.pb")):
+    if fileio.exists(fileio.join(source, "saved_model.pb")):
         from dcgan.export import LoadedGenerator
 
         g = LoadedGenerator(source)

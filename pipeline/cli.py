@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 
@@ -70,7 +69,8 @@ def register(subparsers) -> None:
     comp.set_defaults(func=_cmd_compile)
 
     lin = subparsers.add_parser("lineage", help="what produced a pushed model: data, training, evaluation, blessing")
-    lin.add_argument("--root", default="runs/quick", help="pipeline root holding metadata.sqlite (default runs/quick)")
+    lin.add_argument("--root", default="runs/quick", help="pipeline root holding metadata.sqlite (default runs/quick; "
+                     "for a gs:// or s3:// root, the local MLMD cache of that root)")
     lin.add_argument("--metadata", help="path of metadata.sqlite (overrides --root)")
     lin.add_argument("--version", help="pushed version (default: the newest)")
     lin.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -134,9 +134,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
+    from pipeline.config import PipelineConfig
     from pipeline.lineage import LineageError, lineage
 
-    path = args.metadata or os.path.join(args.root, "metadata.sqlite")
+    path = args.metadata or PipelineConfig(root=args.root).metadata_path  # s3:// roots keep MLMD in a local cache
     try:
         result = lineage(path, args.version)
     except LineageError as e:

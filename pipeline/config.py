@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.ingest.config import IngestConfig, IngestError, IngestSettings
+from dcgan import fileio
 from dcgan.cli_args import is_settable, parse_value, type_name
 from dcgan.config import ConfigError, ModelConfig, TrainConfig
 from dcgan.directions import DirectionsConfig
@@ -104,15 +105,19 @@ class PipelineConfig:
     # -- derived ----------------------------------------------------------------------------------------------------
     @property
     def metadata_path(self) -> str:
+        """<root>/metadata.sqlite; SQLite needs a local file, so a gs:// or s3:// root keeps its MLMD store in the
+        local cache (dcgan.fileio.local_cache_path: ~/.cache/dcgan/s3/bucket/.../metadata.sqlite)."""
+        if fileio.is_remote(self.root):
+            return os.path.join(fileio.local_cache_path(self.root), "metadata.sqlite")
         return os.path.join(self.root, "metadata.sqlite")
 
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.root, "artifacts")
+        return fileio.join(self.root, "artifacts")
 
     @property
     def push_base(self) -> str:
-        return os.path.join(self.serving_root or os.path.join(self.root, "serving"), self.model_name)
+        return fileio.join(self.serving_root or fileio.join(self.root, "serving"), self.model_name)
 
     def beam_pipeline_args(self) -> list[str]:
         b = self.beam

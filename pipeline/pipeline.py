@@ -84,9 +84,14 @@ def run_local(config: PipelineConfig) -> None:
     """Run the whole DAG in this process with TFX's LocalDagRunner."""
     from tfx import v1 as tfx
 
-    os.makedirs(config.root, exist_ok=True)
-    with open(os.path.join(config.root, "pipeline_config.json"), "w") as f:
-        f.write(config.to_json())
+    from dcgan import fileio
+
+    for path in (config.root, config.data, config.serving_root):
+        fileio.check_s3_reachable(path)  # a clear error in seconds, not tensorflow-io's minutes of retries
+        fileio.ensure_filesystem(path)  # s3://: tensorflow-io registered in this process, where executors run
+    fileio.makedirs(config.root)
+    os.makedirs(os.path.dirname(os.path.abspath(config.metadata_path)), exist_ok=True)
+    fileio.write_text_atomic(fileio.join(config.root, "pipeline_config.json"), config.to_json())
     dask_cluster = None
     if config.beam.runner == "dask" and not config.beam.dask_address:
         from distributed import LocalCluster

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from dcgan import fileio
 from pipeline.config import PipelineConfig
 from pipeline.lineage import OUTPUT_EVENTS, MetadataGraph, lineage, open_store, properties
 
@@ -28,7 +29,7 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
     pusher = _latest(graph, "Pusher")
     lines = []
     if wall_seconds is not None:
-        lines.append(f"pipeline finished in {wall_seconds / 60:.1f} min (root {os.path.abspath(config.root)})")
+        lines.append(f"pipeline finished in {wall_seconds / 60:.1f} min (root {_shown(config.root)})")
     pushed_artifact = None
     if pusher is not None:
         pushed = graph.artifacts_of(pusher.id, OUTPUT_EVENTS).get("PushedModel", [])
@@ -55,8 +56,8 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
     version = str(properties(pushed_artifact).get("pushed_version"))
     info = lineage(os.path.abspath(config.metadata_path), version)
     rows = {(s, f): v for s, f, v in info.rows}
-    base = os.path.abspath(config.push_base)
-    destination = rows.get(("pushed model", "destination"), os.path.join(base, version))
+    base = _shown(config.push_base)
+    destination = rows.get(("pushed model", "destination"), fileio.join(base, version))
     cached = pusher.last_known_state == 5  # CACHED
     if unchanged or cached:
         headline = (f"UNCHANGED: nothing changed since model '{config.model_name}' version {version} was pushed "
@@ -83,3 +84,8 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
         f"  .venv/bin/dcgan lineage --root {config.root}",
     ]
     return RunSummary(True, version, "\n".join(lines))
+
+
+def _shown(path: str) -> str:
+    """Local paths absolute; gs:// and s3:// URLs as they are."""
+    return path if fileio.is_remote(path) else os.path.abspath(path)

@@ -18,9 +18,7 @@ Outputs:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 from typing import Any
 
@@ -29,6 +27,7 @@ from tfx.types import artifact_utils, channel, component_spec, standard_artifact
 from tfx.types.artifact import Artifact
 
 from components.parameters import from_exec_properties, parameter_types, typed_values
+from dcgan import fileio
 from dcgan.metrics import evaluate as evallib
 from dcgan.metrics.config import EvaluationConfig
 
@@ -102,12 +101,11 @@ class Executor(base_executor.BaseExecutor):
         reason = (f"unchanged: the candidate (model #{model.id}) is already the latest blessed model; it is not "
                   "evaluated or pushed again")
         log.info("FidEvaluator: %s", reason)
-        os.makedirs(blessing.uri, exist_ok=True)
-        os.makedirs(evaluation.uri, exist_ok=True)
-        with open(os.path.join(blessing.uri, NOT_BLESSED_FILE), "w") as f:
-            f.write(reason + "\n")
-        with open(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
-            json.dump({"skipped": True, "reason": reason, "model": model.uri}, f, indent=2)
+        fileio.makedirs(blessing.uri)
+        fileio.makedirs(evaluation.uri)
+        fileio.write_text_atomic(fileio.join(blessing.uri, NOT_BLESSED_FILE), reason + "\n")
+        fileio.write_json_atomic(fileio.join(evaluation.uri, "metrics.json"),
+                                 {"skipped": True, "reason": reason, "model": model.uri}, indent=2)
         for artifact in (blessing, evaluation):
             artifact.set_int_custom_property("blessed", 0)
             artifact.set_int_custom_property("unchanged", 1)
@@ -120,6 +118,7 @@ class Executor(base_executor.BaseExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         model = artifact_utils.get_single_instance(input_dict["model"])
         examples = artifact_utils.get_single_instance(input_dict["examples"])
+        fileio.ensure_filesystems(model.uri, examples.uri, *(a.uri for a in output_dict["evaluation"]))
         baselines = input_dict.get("baseline_model") or []
         baseline = baselines[0] if baselines else None
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
@@ -139,10 +138,9 @@ class Executor(base_executor.BaseExecutor):
             split=eval_split, train_split=train_split, progress=sys.stderr.isatty())
         log.info("FidEvaluator: %s", result.decision.reason)
 
-        os.makedirs(blessing.uri, exist_ok=True)
+        fileio.makedirs(blessing.uri)
         marker = BLESSED_FILE if result.blessed else NOT_BLESSED_FILE
-        with open(os.path.join(blessing.uri, marker), "w") as f:
-            f.write(result.decision.reason + "\n")
+        fileio.write_text_atomic(fileio.join(blessing.uri, marker), result.decision.reason + "\n")
         blessing.set_int_custom_property("blessed", 1 if result.blessed else 0)
         blessing.set_string_custom_property("current_model", model.uri)
         blessing.set_int_custom_property("current_model_id", model.id)

@@ -27,7 +27,7 @@ from components.ingest import pipeline as ingest
 from components.ingest import sources as sourcelib
 from components.ingest.config import IngestConfig, IngestSettings
 from components.parameters import from_exec_properties, parameter_types, typed_values
-from dcgan import schema
+from dcgan import fileio, schema
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         report_artifact = artifact_utils.get_single_instance(output_dict["ingest_report"])
         config = config_from_exec_properties(exec_properties)
+        fileio.ensure_filesystems(examples.uri, report_artifact.uri, config.source)  # s3:// in this process
         plan = ingest.plan_ingest(config)
         ingest.prepare_output(examples.uri, report_artifact.uri, overwrite=True)
 

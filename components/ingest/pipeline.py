@@ -44,7 +44,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from components.ingest import report as reportlib
 from components.ingest import sources as sourcelib
 from components.ingest.config import IngestConfig, IngestError
-from dcgan import avatars, faces, schema
+from dcgan import avatars, faces, fileio, schema
 from dcgan import images as imlib
 
 log = logging.getLogger(__name__)
@@ -272,6 +272,7 @@ class WriteShards(beam.DoFn):
                 kept.append(r)
         final = f"{self.examples_dir}/{shard_name(split, shard, self.shards[split])}"
         tmp = f"{self.examples_dir}/{TMP_DIR}/{split}-{shard:05d}-{uuid.uuid4().hex}{schema.FILE_SUFFIX}"
+        fileio.ensure_filesystem(final)  # s3:// in this worker process too (multi-process/Dask workers)
         tf.io.gfile.makedirs(os.path.dirname(tmp))
         tf.io.gfile.makedirs(os.path.dirname(final))
         with tf.io.TFRecordWriter(tmp, options=tf.io.TFRecordOptions(compression_type=schema.COMPRESSION)) as w:

@@ -24,9 +24,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from dcgan import avatars
+from dcgan import avatars, fileio
 from dcgan import images as imlib
 
+MAX_FILE_BYTES = 64 << 20  # an input file or zip member larger than this is rejected before it is read whole
+TOO_BIG = "file_too_big"  # rejection reason for files/members over MAX_FILE_BYTES (a 4 GB member, a zip bomb)
 CORRUPT_ARCHIVE_MEMBER = "corrupt_archive_member"  # a zip member whose data cannot be extracted (bad CRC, ...)
 CELEBA_ATTRIBUTES_FILE = "list_attr_celeba.txt"
 
@@ -74,13 +76,13 @@ class Source:
         """A hash of what the source holds (names, sizes, modification times): it changes when the data does."""
         h = hashlib.sha256(f"{self.kind}\0{self.spec}\0".encode())
         if self.kind == "zip":
-            st = os.stat(self.location)
-            h.update(f"{st.st_size}\0{st.st_mtime_ns}".encode())
+            size, mtime = _stat(self.location)
+            h.update(f"{size}\0{mtime}".encode())
         elif self.kind != "avatars":
             for rel, path in _listed_files(self):
                 try:
-                    st = os.stat(path)
-                    h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                    size, mtime = _stat(path)
+                    h.update(f"{rel}\0{size}\0{mtime}\n".encode())
                 except OSError:
                     h.update(f"{rel}\0?\n".encode())
         if self.attributes_file and not self.attributes_file.startswith("zip:"):
@@ -97,8 +99,37 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in rel.split("/"))
 
 
+def _stat(path: str) -> tuple[int, int]:
+    """(size in bytes, modification time in ns) of a local file or an object (OSError when missing)."""
+    if not fileio.is_remote(path):
+        st = os.stat(path)
+        return st.st_size, st.st_mtime_ns
+    import tensorflow as tf
+
+    fileio.ensure_filesystem(path)
+    try:
+        st = tf.io.gfile.stat(path)
+    except tf.errors.OpError as e:
+        raise OSError(f"{path}: {e.message}") from e
+    return st.length, st.mtime_nsec
+
+
 def _walk(folder: str) -> tuple[list[tuple[str, str]], list[str]]:
-    return imlib.list_image_files(folder)
+    if not fileio.is_remote(folder):
+        return imlib.list_image_files(folder)
+    import tensorflow as tf
+
+    fileio.ensure_filesystem(folder)
+    base = folder.rstrip("/")
+    found, ignored = [], []
+    for root, _dirs, names in tf.io.gfile.walk(base):
+        for name in names:
+            path = fileio.join(root, name)
+            rel = path[len(base) + 1:]
+            if _hidden(rel):
+                continue
+            (found if _is_image_name(name) else ignored).append((rel, path) if _is_image_name(name) else rel)
+    return sorted(found), sorted(ignored)
 
 
 def _glob_base(pattern: str) -> str:
@@ -119,9 +150,11 @@ def _listed_files(source: Source) -> list[tuple[str, str]]:
         return [(os.path.basename(source.location), source.location)]
     base = _glob_base(source.location)
     out = []
-    for path in globlib.glob(source.location, recursive=True):
-        if _is_image_name(path) and not os.path.isdir(path):
-            rel = os.path.relpath(path, base).replace(os.sep, "/")
+    remote = fileio.is_remote(source.location)
+    matches = fileio.glob(source.location) if remote else globlib.glob(source.location, recursive=True)
+    for path in matches:
+        if _is_image_name(path) and not fileio.isdir(path):
+            rel = path[len(base.rstrip("/")) + 1:] if remote else os.path.relpath(path, base).replace(os.sep, "/")
             if not _hidden(rel):
                 out.append((rel, path))
     return sorted(out)
@@ -171,6 +204,17 @@ def parse_source(spec: str, attributes_file: str | None = None) -> Source:
     explicit = attributes_file
     if explicit and not os.path.isfile(explicit):
         raise SourceError(f"attribute file not found: {explicit!r}")
+    if fileio.is_remote(spec) and not any(c in spec for c in "*?[") and not spec.lower().endswith(".zip"):
+        _check_reachable(spec)
+        if fileio.isdir(spec):
+            found, ignored = _walk(spec)
+            if not found:
+                raise SourceError(f"no image files ({', '.join(imlib.IMAGE_EXTENSIONS)}) under {spec!r}")
+            attr = explicit if explicit is not None else ""
+            return Source(spec, "folder", spec.rstrip("/"), attributes_file=attr, ignored=tuple(ignored))
+        if fileio.exists(spec) and _is_image_name(spec):
+            return Source(spec, "file", spec, attributes_file=explicit or "")
+        raise SourceError(f"source not found: {spec!r} (no object or prefix of that name)")
     if os.path.isdir(spec):
         found, ignored = _walk(spec)
         if not found:
@@ -199,6 +243,15 @@ def parse_source(spec: str, attributes_file: str | None = None) -> Source:
     raise SourceError(f"source not found: {spec!r} (a folder, a .zip, a glob pattern or avatars:N:SEED)")
 
 
+def _check_reachable(url: str) -> None:
+    """Fail fast, with the URL and the variable to set, when an s3:// endpoint cannot be reached."""
+    if url.startswith("s3://"):
+        try:
+            fileio.check_s3_reachable(url)
+        except fileio.ObjectStoreError as e:
+            raise SourceError(str(e)) from e
+
+
 # -- reading one item (runs on the workers) --------------------------------------------------------------------------
 _local = threading.local()
 
@@ -218,8 +271,13 @@ def read_item(item: WorkItem) -> bytes:
     """The raw bytes of a file or zip member. Raises ImageRejected (UNREADABLE, CORRUPT_ARCHIVE_MEMBER)."""
     if item.kind == "file":
         try:
-            with open(item.path, "rb") as f:
-                return f.read()
+            size, _ = _stat(item.path)
+            if size > MAX_FILE_BYTES:
+                raise imlib.ImageRejected(TOO_BIG, f"{size} bytes > the {MAX_FILE_BYTES}-byte cap")
+            with fileio.open_file(item.path, "rb") as f:
+                return f.read(MAX_FILE_BYTES + 1)
+        except imlib.ImageRejected:
+            raise
         except OSError as e:
             raise imlib.ImageRejected(imlib.UNREADABLE, f"{type(e).__name__}: {e.strerror or e}") from e
     if item.kind == "zip":
@@ -228,7 +286,17 @@ def read_item(item: WorkItem) -> bytes:
         except (OSError, zipfile.BadZipFile) as e:
             raise imlib.ImageRejected(imlib.UNREADABLE, f"cannot open {item.path}: {e}") from e
         try:
-            return zf.read(item.member)
+            info = zf.getinfo(item.member)
+            if info.file_size > MAX_FILE_BYTES:
+                raise imlib.ImageRejected(TOO_BIG, f"member of {info.file_size} bytes (compressed {info.compress_size})"
+                                                   f" > the {MAX_FILE_BYTES}-byte cap")
+            with zf.open(info) as member:  # read at most cap+1: a header that lies about the size cannot blow up
+                data = member.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise imlib.ImageRejected(TOO_BIG, f"member inflates past the {MAX_FILE_BYTES}-byte cap")
+            return data
+        except imlib.ImageRejected:
+            raise
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, KeyError,
                 ValueError) as e:
             raise imlib.ImageRejected(CORRUPT_ARCHIVE_MEMBER, f"{type(e).__name__}: {e}") from e

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from dcgan import fileio
 from dcgan import images as imlib
 from dcgan.errors import DataError
 from dcgan.fileio import write_json_atomic
@@ -63,10 +63,10 @@ class EvaluationResult:
 
 def resolve_model_path(path: str) -> str:
     """A SavedModel dir, a TFX Model artifact dir (SavedModel under `Format-Serving/`), or a training run dir."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    if fileio.exists(fileio.join(path, "saved_model.pb")):
         return path
-    serving = os.path.join(path, SERVING_SUBDIR)
-    if os.path.isfile(os.path.join(serving, "saved_model.pb")):
+    serving = fileio.join(path, SERVING_SUBDIR)
+    if fileio.exists(fileio.join(serving, "saved_model.pb")):
         return serving
     from dcgan.run import is_run_dir
 
@@ -120,7 +120,7 @@ def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationCo
     config = (config or EvaluationConfig()).validate()
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.makedirs(out_dir)
     extractor = get_extractor(batch_size=config.batch_size, cache=cache)
 
     t = time.perf_counter()
@@ -176,7 +176,7 @@ def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationCo
                 if index in train_images:
                     shown_gen.append(gen_images[k])
                     shown_train.append(train_images[index])
-            imlib.save_image(pairs_grid(shown_gen, shown_train), os.path.join(out_dir, MEMORIZATION_FILE))
+            imlib.save_image(pairs_grid(shown_gen, shown_train), fileio.join(out_dir, MEMORIZATION_FILE))
         timings["floor_and_memorization"] = time.perf_counter() - t
 
     baseline_metrics = None
@@ -192,14 +192,14 @@ def evaluate_generator(model: str, data: str, out_dir: str, config: EvaluationCo
     decision = gating.decide(metrics["fid"], config.gate,
                              baseline_metrics["fid"] if baseline_metrics else None, config.num_samples)
 
-    files = {"metrics": os.path.join(out_dir, METRICS_FILE)}
+    files = {"metrics": fileio.join(out_dir, METRICS_FILE)}
     grid_n = min(config.grid_size, config.num_samples)
     if grid_n:
         files["samples"] = imlib.save_image(imlib.make_grid(candidate.images(config.seed + np.arange(grid_n))),
-                                            os.path.join(out_dir, SAMPLES_FILE))
+                                            fileio.join(out_dir, SAMPLES_FILE))
     if pairs:
-        files["memorization"] = os.path.join(out_dir, MEMORIZATION_FILE)
-        files["memorization_pairs"] = os.path.join(out_dir, MEMORIZATION_JSON)
+        files["memorization"] = fileio.join(out_dir, MEMORIZATION_FILE)
+        files["memorization_pairs"] = fileio.join(out_dir, MEMORIZATION_JSON)
         _write_json(files["memorization_pairs"], {"pairs": pairs, "train_data": train_set.description})
     timings["total"] = time.perf_counter() - t_all
     inputs = {

@@ -10,7 +10,6 @@ never by paths or mtimes.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
 import json
@@ -22,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dcgan import fileio, schema
 from dcgan import images as imlib
-from dcgan import schema
 from dcgan.errors import DataError
 from dcgan.fileio import write_bytes_atomic
 from dcgan.metrics.inception import FeatureExtractor, cache_dir, get_extractor
@@ -99,7 +98,7 @@ class ImageSet:
             return h.hexdigest()
         for path in self.files:
             h.update(os.path.relpath(path, self.root).encode() + b"\0")
-            with open(path, "rb") as f:
+            with fileio.open_file(path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 22), b""):
                     h.update(block)
             h.update(b"\0")
@@ -108,7 +107,7 @@ class ImageSet:
 
 def _decode_file(path: str) -> np.ndarray:
     try:
-        with open(path, "rb") as f:
+        with fileio.open_file(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise imlib.ImageRejected(imlib.UNREADABLE, f"{type(e).__name__}: {e.strerror or e}") from e
@@ -117,10 +116,10 @@ def _decode_file(path: str) -> np.ndarray:
 
 def examples_splits(path: str) -> list[str]:
     """Split names of an Examples directory (`Split-<name>/` subfolders), [] when `path` is not one."""
-    if not os.path.isdir(path):
+    if not fileio.isdir(path):
         return []
-    return sorted(n[len("Split-"):] for n in os.listdir(path)
-                  if n.startswith("Split-") and os.path.isdir(os.path.join(path, n)))
+    return sorted(n[len("Split-"):] for n in fileio.listdir(path)
+                  if n.startswith("Split-") and fileio.isdir(fileio.join(path, n)))
 
 
 def resolve_image_set(path: str, split: str = "eval") -> ImageSet:
@@ -133,15 +132,15 @@ def resolve_image_set(path: str, split: str = "eval") -> ImageSet:
         if split not in splits:
             raise DataError(f"{path!r} is an Examples directory without a {split!r} split (it has: "
                             f"{', '.join(splits)})")
-        split_dir = os.path.join(path, f"Split-{split}")
-        files = sorted(f for f in glob.glob(os.path.join(split_dir, "*")) if schema.is_tfrecord_path(f))
+        split_dir = fileio.join(path, f"Split-{split}")
+        files = sorted(f for f in fileio.glob(fileio.join(split_dir, "*")) if schema.is_tfrecord_path(f))
         if not files:
             raise DataError(f"{split_dir!r} holds no TFRecord files")
         return ImageSet("tfrecord", files, f"{path} [{split} split]", split_dir)
-    if not os.path.exists(path) and not any(c in path for c in "*?["):
+    if not fileio.exists(path) and not any(c in path for c in "*?["):
         raise DataError(f"data path does not exist: {path!r}")
     resolved = resolve_data(path)
-    root = path if os.path.isdir(path) else os.path.dirname(path.split("*")[0]) or "."
+    root = path if fileio.isdir(path) else os.path.dirname(path.split("*")[0]) or "."
     return ImageSet(resolved.kind, resolved.files, f"{path} ({resolved.description})", root)
 
 
