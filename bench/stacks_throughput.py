@@ -41,8 +41,10 @@ def worker_fid(args: argparse.Namespace) -> dict:
 
 
 def commands(stack: str, what: str, args: argparse.Namespace) -> list[str]:
+    data = args.data  # a folder of training images, seen by both: host path for legacy, in-root path for current
     if stack == "legacy":
         python, repo = [os.path.join(REPO, ".venv", "bin", "python")], REPO
+        data = os.path.join(os.environ.get("DCGAN_CURRENT_CHROOT", "/"), data.lstrip("/"))
     else:
         root = os.environ.get("DCGAN_CURRENT_CHROOT")
         if not root:
@@ -54,7 +56,7 @@ def commands(stack: str, what: str, args: argparse.Namespace) -> list[str]:
         repo = ROOT_REPO
     if what == "train":
         return [*python, f"{repo}/bench/train_throughput.py", "--worker", "ours", "--size", str(args.size),
-                "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", "3"]
+                "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", "3", "--data", data]
     return [*python, f"{repo}/bench/stacks_throughput.py", "--worker", "fid", "--images", str(args.images),
             "--size", str(args.size)]
 
@@ -79,6 +81,14 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker_fid(args)))
         return
+    root = os.environ.get("DCGAN_CURRENT_CHROOT")
+    if not root:
+        sys.exit("start this through `make bench-stacks` (the current stack runs in the Debian 13 root)")
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from train_throughput import make_data
+
+    args.data = f"{ROOT_REPO}/bench-data"  # inside the root; the host reaches it under DCGAN_CURRENT_CHROOT
+    make_data(os.path.join(root, args.data.lstrip("/")), args.size)
     stacks = ("legacy", "current")
     results: dict[tuple[str, str], list[float]] = {(s, w): [] for s in stacks for w in ("train", "fid")}
     load = os.getloadavg()
