@@ -164,21 +164,6 @@ def z_rows(value: list[Any], field: str, resolved: Resolved, max_rows: int, max_
     return out
 
 
-def _pydantic_message(error: ValidationError) -> tuple[str, str | None, list[dict]]:
-    details = []
-    for e in error.errors(include_url=False):
-        loc = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            msg = f"unknown field {loc!r}"
-        elif e["type"] == "missing":
-            msg = f"{loc} is required"
-        else:
-            msg = f"{loc}: {e['msg']}"
-        details.append({"field": loc, "message": msg})
-    first = details[0] if details else {"field": None, "message": "invalid request"}
-    return first["message"], first["field"], details
-
-
 def _pydantic_message(error: ValidationError | RequestValidationError,
                       drop_prefix: tuple[str, ...] = ()) -> tuple[str, str | None, list[dict]]:
     details = []
