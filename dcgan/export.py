@@ -80,25 +80,53 @@ def _slerp_rows_tf(z0: tf.Tensor, z1: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
     return tf.where(t == 1.0, z1, path)
 
 
+def _images(generator: keras.Model, z: tf.Tensor, z_dim: int) -> tf.Tensor:
+    """The generator's images for z [N, z_dim], after the in-graph checks every signature shares."""
+    z = tf.ensure_shape(z, [None, z_dim])  # callers that bypass the signature's shape check still get one
+    with tf.control_dependencies([
+        tf.debugging.assert_all_finite(z, "z must be finite (no NaN/Inf)"),
+        tf.debugging.assert_less_equal(tf.shape(z)[0], MAX_BATCH, message=f"batch size must be at most {MAX_BATCH}"),
+    ]):
+        z = tf.identity(z)
+    return tf.cast(generator(z, training=False), tf.float32)
+
+
+def _tf_variable(variable: Any) -> tf.Variable:
+    """The tf.Variable behind a Keras 3 variable (its `.value` on the TensorFlow backend)."""
+    value = getattr(variable, "value", variable)
+    if not isinstance(value, tf.Variable):
+        raise TypeError(f"{getattr(variable, 'path', variable)!r} is not backed by a tf.Variable (Keras backend "
+                        f"{keras.backend.backend()!r}); the export needs the TensorFlow backend")
+    return value
+
+
 class GeneratorModule(tf.Module):
     """A tf.Module wrapping the Keras generator with the serving signatures above."""
 
     def __init__(self, generator: keras.Model, config: ModelConfig):
         super().__init__(name="dcgan_generator")
-        self.generator = generator
+        # Track the tf.Variables the functions below actually read (each Keras variable's backend `.value`), not the
+        # Keras model, as Keras' own model.export() does: the SavedModel's restore op then writes exactly the
+        # variables the signatures read, so a TF1 session (tensorflow_model_server, `dcgan serve`) restores and runs
+        # every signature. Tracking the Keras model instead checkpoints copies (`Variable_N`) and leaves the graph's
+        # variables (`project_bn/beta`, ...) uninitialised. The model is only reached through the closures below.
+        self.generator_variables = [_tf_variable(v) for v in generator.variables]
         self.z_dim = config.z_dim
         z_dim = config.z_dim
 
+        def generated(z: tf.Tensor) -> tf.Tensor:
+            return _images(generator, z, z_dim)
+
         @tf.function(input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name="z")])
         def serving_default(z):
-            return {"images": self._images(z)}
+            return {"images": generated(z)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="seed")])
         def generate(seed):
             seed = tf.ensure_shape(seed, [None])
             self._check_batch(tf.shape(seed)[0])
             z = z_from_seeds_tf(seed, z_dim)
-            images = self._images(z)
+            images = generated(z)
             pixels = tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
             png = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
             return {"png_bytes": png, "z": z}
@@ -118,7 +146,7 @@ class GeneratorModule(tf.Module):
                 tf.debugging.assert_less_equal(t, 1.0, message="t must be in [0, 1]"),
             ]):
                 z = _slerp_rows_tf(z0, z1, t)
-            return {"images": self._images(z), "z": z}
+            return {"images": generated(z), "z": z}
 
         self.serving_default = serving_default
         self.generate = generate
@@ -126,16 +154,6 @@ class GeneratorModule(tf.Module):
 
     def _check_batch(self, n: tf.Tensor) -> None:
         tf.debugging.assert_less_equal(n, MAX_BATCH, message=f"batch size must be at most {MAX_BATCH}")
-
-    def _images(self, z: tf.Tensor) -> tf.Tensor:
-        z = tf.ensure_shape(z, [None, self.z_dim])  # callers that bypass the signature's shape check still get one
-        with tf.control_dependencies([
-            tf.debugging.assert_all_finite(z, "z must be finite (no NaN/Inf)"),
-            tf.debugging.assert_less_equal(tf.shape(z)[0], MAX_BATCH,
-                                           message=f"batch size must be at most {MAX_BATCH}"),
-        ]):
-            z = tf.identity(z)
-        return tf.cast(self.generator(z, training=False), tf.float32)
 
 
 def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,

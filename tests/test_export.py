@@ -112,3 +112,52 @@ def test_export_is_atomic_and_does_not_overwrite_without_force(tmp_path, tiny_ru
         export_run(tiny_run, out)
     export_run(tiny_run, out, overwrite=True, use_ema=False)
     assert json.load(open(os.path.join(out, "assets.extra", "dcgan.json")))["ema"] is False
+
+
+def _session_inputs() -> dict[str, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    z0, z1 = (rng.standard_normal((3, 100)).astype(np.float32) for _ in range(2))
+    return {
+        "serving_default": {"z": z0},
+        "generate": {"seed": np.array([0, 5, 2**40], np.int64)},
+        "interpolate": {"z0": z0, "z1": z1, "t": np.array([0.0, 0.3, 1.0], np.float32)},
+    }
+
+
+def test_every_signature_runs_in_a_tf1_session_like_tf_serving(tiny_saved_model, generator):
+    """TF Serving loads a SavedModel into a TF1 session (MetaGraph + SignatureDefs, restore op) and runs signatures by
+    their tensor names: every variable the signatures read must be restored, and outputs equal TF2's loader's."""
+    inputs = _session_inputs()
+    expected_outputs = {name: {k: v.numpy() for k, v in generator.module.signatures[name](
+        **{k: tf.constant(v) for k, v in feed.items()}).items()} for name, feed in inputs.items()}
+    graph = tf.Graph()
+    sess = tf.compat.v1.Session(graph=graph)
+    with sess:
+        meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], tiny_saved_model)
+        assert set(meta_graph.signature_def) >= set(inputs)
+        handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+        assert handles
+        with graph.as_default():
+            initialized = sess.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles])
+        assert [op.name for op, ok in zip(handles, initialized) if not ok] == []
+        for name, sig in meta_graph.signature_def.items():
+            if name == "__saved_model_init_op":
+                continue
+            assert name in inputs, f"signature {name} has no test inputs"
+            feed = {sig.inputs[k].name: v for k, v in inputs[name].items()}
+            fetches = {k: info.name for k, info in sig.outputs.items()}
+            got = sess.run(fetches, feed_dict=feed)
+            expected = expected_outputs[name]
+            assert set(got) == set(expected)
+            for key in expected:
+                if expected[key].dtype == object:  # PNG bytes: same pixels
+                    assert [decode_png(b).tolist() for b in got[key]] == [decode_png(b).tolist()
+                                                                          for b in expected[key]]
+                else:
+                    np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-5,
+                                               err_msg=f"{name}/{key}")
+        sig = meta_graph.signature_def["serving_default"]
+        bad = np.zeros((1, 100), np.float32)
+        bad[0, 3] = np.nan
+        with pytest.raises(tf.errors.InvalidArgumentError, match="z must be finite"):
+            sess.run(sig.outputs["images"].name, feed_dict={sig.inputs["z"].name: bad})

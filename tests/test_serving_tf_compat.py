@@ -137,12 +137,37 @@ def test_grpc_also_listens_on_a_unix_socket_and_takes_tf_servings_channel_argume
                 stubs.close()
 
 
-def test_the_generators_in_graph_checks_still_answer_invalid_argument(tmp_path, tiny_saved_model):
+FALLBACK_WARNING = "running it through TF2's object loader"  # serving.servable's words when a session cannot run it
+
+
+def test_the_generator_export_runs_in_a_session_like_tf_serving_without_the_fallback(tiny_saved_model, caplog):
+    """The project's own export restores every variable its signatures read, so it loads into the TF1 session as in
+    tensorflow_model_server (a Keras 3 model in a tf.Module would need TF2's object loader instead)."""
+    import logging
+
+    import numpy as np
+    from serving_helpers import z_batch
+
+    from serving.servable import Servable
+
+    with caplog.at_level(logging.WARNING, logger="serving.servable"):
+        servable = Servable("dcgan", 1, tiny_saved_model)
+    assert FALLBACK_WARNING not in caplog.text
+    assert servable._functions is None  # noqa: SLF001 - None: the signatures run in the session
+    assert servable._uninitialized_variables() == []  # noqa: SLF001
+    _, outputs = servable.run("serving_default", {"z": z_batch(2)}, ("images",))
+    assert outputs["images"].shape == (2, 32, 32, 3) and np.isfinite(outputs["images"]).all()
+
+
+def test_the_generators_in_graph_checks_still_answer_invalid_argument(tmp_path, tiny_saved_model, caplog):
+    import logging
+
     import numpy as np
     from serving_helpers import add_version, z_batch
 
     add_version(tiny_saved_model, str(tmp_path / "dcgan"), 1)
-    with running_server(model_name="dcgan", model_base_path=str(tmp_path / "dcgan")) as server:
+    with caplog.at_level(logging.WARNING), running_server(model_name="dcgan",
+                                                          model_base_path=str(tmp_path / "dcgan")) as server:
         stubs = Stubs(server.grpc_target)
         try:
             z = z_batch(2)
@@ -153,6 +178,7 @@ def test_the_generators_in_graph_checks_still_answer_invalid_argument(tmp_path, 
             assert code == grpc.StatusCode.INVALID_ARGUMENT and "finite" in details
         finally:
             stubs.close()
+    assert FALLBACK_WARNING not in caplog.text  # `dcgan serve` ran it in the session, as TF Serving would
 
 
 def test_a_config_file_that_does_not_parse_is_reported_in_tf_servings_words(tmp_path, capsys):
