@@ -212,3 +212,14 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path):
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({"resources": [], "helmCharts": [{"name": "x"}]}))
     with pytest.raises(render.RenderError, match="helmCharts"):
         render.build(str(tmp_path))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_deployment_sets_replicas_where_an_hpa_owns_its_scale(rendered, overlay):
+    """`replicas` beside an HPA resets the HPA's count on every `kubectl apply` (issue 11)."""
+    docs = rendered[overlay]
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
+    assert scaled, "expected an HPA"
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in scaled:
+            assert "replicas" not in d["spec"], f"Deployment/{d['metadata']['name']} sets replicas beside its HPA"
