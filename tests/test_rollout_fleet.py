@@ -120,3 +120,35 @@ def test_bad_input_is_refused_and_every_replica_keeps_serving(fleet, tiny_saved_
         rollout.canary(1)
     for c in clients:
         c.close()
+
+
+def test_traffic_split_sends_the_share_of_unlabelled_requests_to_the_canary(fleet, tmp_path):
+    import urllib.request
+
+    import numpy as np
+
+    from serving.client import ServingClient
+    from serving.rollout import Rollout
+
+    path, base, servers = fleet
+    clients = _clients(servers)
+    Rollout(path, clients, wait_timeout_s=60, push=False).canary(1)  # stable 2, canary 1
+    with running_server(model_config_file=path, model_config_file_poll_wait_seconds=POLL_S,
+                        allow_version_labels_for_unavailable_models=True,
+                        metrics_path="/monitoring/prometheus/metrics") as server, \
+            ServingClient(server.grpc_target, canary_share=0.25) as client:
+        wait_for(lambda: client.metadata(model=MODEL, label="canary").version == 1, what="canary label")
+        z = np.zeros((1, 100), np.float32)
+        versions = [client.predict({"z": z}, model=MODEL).version for _ in range(8)]
+        assert versions.count(1) == 2 and versions.count(2) == 6
+        assert client.split_counts == {"canary": 2, "default": 6}
+        assert client.predict({"z": z}, model=MODEL, version=2).version == 2  # named versions are never split
+        text = urllib.request.urlopen(server.rest_url + "/monitoring/prometheus/metrics", timeout=10).read().decode()
+        per_version = {v: sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                              if line.startswith("dcgan_serving_requests_total") and 'method="predict"' in line
+                              and f'version="{v}"' in line) for v in (1, 2)}
+        assert per_version == {1: 2.0, 2: 7.0}
+    with pytest.raises(ValueError, match="canary_share"):
+        ServingClient("127.0.0.1:1", canary_share=1.5)
+    for c in clients:
+        c.close()
