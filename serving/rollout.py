@@ -208,8 +208,12 @@ class Rollout:
         return new
 
     def _file_digest(self) -> str:
-        with open(self.config_path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+        try:
+            with open(self.config_path, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        except OSError as e:
+            raise RolloutError(f"cannot read the model config {self.config_path} ({e.strerror}); nothing was "
+                               "written, the replicas keep their last good config") from None
 
     def _write(self, config) -> None:
         """Write atomically, after checking under the lock that nobody changed the file since it was read."""
@@ -248,7 +252,12 @@ class Rollout:
     def _locked(self):
         """One rollout at a time per config file."""
         folder, name = os.path.split(self.config_path)
-        with open(os.path.join(folder, f".{name}.lock"), "a") as lock:
+        try:
+            lock_file = open(os.path.join(folder, f".{name}.lock"), "a")  # noqa: SIM115 - closed by the with below
+        except OSError as e:
+            raise RolloutError(f"cannot read the model config {self.config_path}: its folder is unreachable "
+                               f"({e.strerror}); nothing written, the replicas keep their last good config") from None
+        with lock_file as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -152,3 +152,21 @@ def test_traffic_split_sends_the_share_of_unlabelled_requests_to_the_canary(flee
         ServingClient("127.0.0.1:1", canary_share=1.5)
     for c in clients:
         c.close()
+
+
+def test_dcgan_rollout_cli_moves_every_replica_and_refuses_bad_input(fleet, tmp_path, capsys):
+    from dcgan.cli import main
+
+    path, base, servers = fleet
+    targets = ",".join(s.grpc_target for s in servers)
+    assert main(["rollout", "canary", "1", "--config", path, "--server", targets, "--timeout", "60"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"replica {s.grpc_target}: ok" in out for s in servers)
+    assert main(["rollout", "promote", "--config", path, "--server", targets, "--no-wait"]) == 0
+    assert main(["rollout", "status", "--config", path, "--server", targets, "--timeout", "60"]) == 0
+    capsys.readouterr()
+    assert main(["rollout", "status", "--config", path, "--server", "127.0.0.1"]) == 2
+    assert "--server entry '127.0.0.1' is not HOST:PORT" in capsys.readouterr().err
+    missing = str(tmp_path / "nowhere" / "models.config")
+    assert main(["rollout", "canary", "1", "--config", missing, "--server", targets]) != 0
+    assert "cannot read the model config" in capsys.readouterr().err
