@@ -245,9 +245,17 @@ def _add_rollout(sub) -> None:
             r.add_argument("version", type=int, help="version number to canary")
         r.add_argument("--config", required=True, help="the server's --model_config_file")
         r.add_argument("--server", default=os.environ.get("DCGAN_SERVER", "127.0.0.1:8500"),
-                       help="gRPC address HOST:PORT (default $DCGAN_SERVER or 127.0.0.1:8500)")
+                       help="gRPC address(es) of every replica: HOST:PORT[,HOST:PORT...] or one NAME:PORT whose "
+                            "name resolves to every pod (headless Service) (default $DCGAN_SERVER or "
+                            "127.0.0.1:8500)")
         r.add_argument("--model", help="model name (default: the only model of the config)")
-        r.add_argument("--timeout", type=float, default=120.0, help="how long a new version may take to load")
+        r.add_argument("--timeout", type=float, default=120.0,
+                       help="how long a new version may take to load / every replica may take to converge")
+        r.add_argument("--poll", action="store_true",
+                       help="the replicas poll --config themselves (--model_config_file_poll_wait_seconds): write "
+                            "the file and wait, push no reload (the default with several replicas)")
+        r.add_argument("--no-wait", action="store_true",
+                       help="return once the file is written (step 1 of a canary still waits for the load)")
         r.add_argument("--json", action="store_true", help="print JSON")
         r.set_defaults(func=_cmd_rollout)
 
@@ -259,17 +267,26 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     CommandError, ServingClientError = _client_errors()  # noqa: N806
     from serving.client import ServingClient
     from serving.errors import ServingError
+    from serving.fleet import resolve_servers
     from serving.rollout import Rollout, RolloutError
 
     try:
-        with ServingClient(args.server, timeout=30.0) as client:
-            rollout = Rollout(args.config, client, model=args.model, wait_timeout_s=args.timeout)
-            step = args.rollout_command
-            status = rollout.canary(args.version) if step == "canary" else getattr(rollout, step)()
+        targets = resolve_servers(args.server)
+    except ValueError as e:
+        raise CommandError(str(e), 2) from None
+    clients = [ServingClient(t, timeout=30.0) for t in targets]
+    try:
+        rollout = Rollout(args.config, clients, model=args.model, wait_timeout_s=args.timeout,
+                          push=len(clients) == 1 and not args.poll, wait=not args.no_wait)
+        step = args.rollout_command
+        status = rollout.canary(args.version) if step == "canary" else getattr(rollout, step)()
     except (RolloutError, ServingClientError) as e:
         raise CommandError(str(e)) from None
     except ServingError as e:
         raise CommandError(e.message, 2) from None
+    finally:
+        for client in clients:
+            client.close()
     print(json.dumps(status.as_dict(), indent=2) if args.json else "\n".join(status.lines()))
     return 0
 

@@ -92,8 +92,15 @@ def model_spec(spec, model: str, version: int | None = None, label: str | None =
 
 class ServingClient:
     def __init__(self, target: str, *, timeout: float = DEFAULT_TIMEOUT_S, retries: int = 3, backoff_s: float = 0.2,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, canary_share: float = 0.0):
+        """`canary_share` (0..1): that share of the Predict requests that name neither a version nor a label go to
+        the `canary` label (TF Serving labels route nothing by themselves); spread evenly (a credit counter, not
+        random), and back to the default version when the model has no canary. `split_counts` counts both."""
+        if not 0.0 <= canary_share <= 1.0:
+            raise ValueError(f"canary_share must be within 0..1, got {canary_share}")
         self.target, self.timeout, self.retries, self.backoff_s = target, timeout, retries, backoff_s
+        self.canary_share, self._canary_credit = canary_share, 0.0
+        self.split_counts = {"canary": 0, "default": 0}
         self.channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", max_message_bytes),
                                                               ("grpc.max_send_message_length", max_message_bytes)])
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
@@ -127,6 +134,20 @@ class ServingClient:
     def predict(self, inputs: Mapping[str, np.ndarray], *, model: str, signature: str = "serving_default",
                 version: int | None = None, label: str | None = None, output_filter: Sequence[str] = (),
                 timeout: float | None = None) -> PredictResult:
+        if version is None and label is None and self.canary_share > 0.0:
+            self._canary_credit += self.canary_share
+            if self._canary_credit >= 1.0:
+                self._canary_credit -= 1.0
+                try:
+                    result = self.predict(inputs, model=model, signature=signature, label="canary",
+                                          output_filter=output_filter, timeout=timeout)
+                except ServingClientError as e:
+                    if e.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+                        raise  # no canary label: serve the default version below
+                else:
+                    self.split_counts["canary"] += 1
+                    return result
+            self.split_counts["default"] += 1
         request = predict_pb2.PredictRequest()
         model_spec(request.model_spec, model, version, label, signature)
         for alias, value in inputs.items():

@@ -13,6 +13,14 @@ to `specific { versions: ... }` with exactly the labelled versions.
 - `status`: the labels of the config file and the state of every version on the server.
 
 Without a `stable` label, the first canary calls the highest AVAILABLE version `stable`.
+
+A fleet: `Rollout` takes several clients (one per replica, see `serving.fleet.resolve_servers`). With
+`push=False` the replicas are expected to poll the file (`--model_config_file_poll_wait_seconds`), so nothing is
+sent to them; either way each step then waits until **every** replica serves the new versions and labels and names
+the stragglers (`wait=False` returns after writing; step 1 of a canary always waits, since a label may only name a
+version that is AVAILABLE everywhere). A canary that fails to load on any replica reverts the file and names the
+replica. One rollout at a time per config file (a lock file; a second one is refused, not queued), and a file
+changed by someone else since it was read is never overwritten (content hash compared under the lock).
 """
 
 from __future__ import annotations
@@ -20,10 +28,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serving import config as cfg
+from serving import fleet
 from serving.client import ServingClient, ServingClientError
 
 STABLE, CANARY, PREVIOUS = "stable", "canary", "previous"
@@ -39,6 +50,7 @@ class RolloutStatus:
     policy: str
     labels: dict[str, int]
     versions: list  # [client.VersionState] from the server
+    replicas: dict | None = None  # {target: "ok" | what lags}, fleet status
 
     def lines(self) -> list[str]:
         out = [f"model {self.model}: policy {self.policy}"]
@@ -51,20 +63,27 @@ class RolloutStatus:
             names = [k for k, n in self.labels.items() if n == v.version]
             error = f"  {v.error_code}: {v.error_message}" if v.error_code != "OK" else ""
             out.append(f"  version {v.version}: {v.state}{' [' + ', '.join(names) + ']' if names else ''}{error}")
+        for target, state in (self.replicas or {}).items():
+            out.append(f"  replica {target}: {state}")
         return out
 
     def as_dict(self) -> dict:
         return {"model": self.model, "policy": self.policy, "labels": dict(self.labels),
-                "versions": [v.__dict__ for v in self.versions]}
+                "versions": [v.__dict__ for v in self.versions], "replicas": self.replicas}
 
 
 class Rollout:
-    def __init__(self, config_path: str, client: ServingClient, model: str | None = None,
-                 wait_timeout_s: float = 120.0):
+    def __init__(self, config_path: str, client: ServingClient | Sequence[ServingClient], model: str | None = None,
+                 wait_timeout_s: float = 120.0, push: bool = True, wait: bool = True):
         self.config_path = os.path.abspath(config_path)
-        self.client = client
+        self.clients = [client] if isinstance(client, ServingClient) else list(client)
+        if not self.clients:
+            raise RolloutError("no replica to roll out to")
+        self.client = self.clients[0]
         self.model_name = model
         self.wait_timeout_s = wait_timeout_s
+        self.push, self.wait = push, wait
+        self._digest: str | None = None
 
     # -- steps --------------------------------------------------------------------------------------------------------
     def status(self) -> RolloutStatus:
@@ -75,7 +94,13 @@ class Rollout:
             if e.code.name != "NOT_FOUND":
                 raise
             versions = []
-        return RolloutStatus(model.name, cfg.policy_description(model), dict(model.version_labels), versions)
+        replicas = None
+        if len(self.clients) > 1 or not self.push:
+            want = set(model.model_version_policy.specific.versions)
+            replicas = {c.target: fleet.replica_lag(c, model.name, want, dict(model.version_labels)) or "ok"
+                        for c in self.clients}
+        return RolloutStatus(model.name, cfg.policy_description(model), dict(model.version_labels), versions,
+                             replicas)
 
     def canary(self, version: int) -> RolloutStatus:
         version = int(version)
@@ -90,13 +115,14 @@ class Rollout:
             self._check_version_dir(model, version)
             # Step 1: load the candidate beside stable, no label yet.
             step1 = self._with(original, model.name, versions={stable, version}, labels={STABLE: stable})
-            self._apply(step1, original)
-            try:
-                self.client.wait_for_version(model.name, version, timeout=self.wait_timeout_s)
-            except ServingClientError as e:
-                self._apply(original, original, restoring=True)
-                raise RolloutError(f"version {version} of {model.name} did not become AVAILABLE, so it was not "
-                                   f"labelled {CANARY}: {e.details}") from None
+            self._apply(step1, original, wait=False)
+            lag = fleet.wait_converged(self.clients, model.name, {stable, version}, {STABLE: stable},
+                                       self.wait_timeout_s, fail_version=version)
+            if lag:
+                self._apply(original, original, restoring=True, wait=False)
+                replicas = "; ".join(f"{t}: {why}" for t, why in sorted(lag.items()))
+                raise RolloutError(f"version {version} of {model.name} did not become AVAILABLE on every replica, "
+                                   f"so it was not labelled {CANARY} and the config was reverted ({replicas})")
             # Step 2: label it.
             step2 = self._with(original, model.name, versions={stable, version},
                                labels={STABLE: stable, CANARY: version})
@@ -135,6 +161,7 @@ class Rollout:
 
     # -- helpers ------------------------------------------------------------------------------------------------------
     def _read(self):
+        self._digest = self._file_digest()
         config = cfg.read_model_server_config(self.config_path)
         models = cfg.model_configs(config)
         if not models:
@@ -180,24 +207,62 @@ class Rollout:
                     model.model_platform = cfg.TENSORFLOW_PLATFORM
         return new
 
-    def _apply(self, config, original, restoring: bool = False) -> None:
-        """Write the file, then ask the server to reload; if the server refuses, restore the original file."""
-        cfg.write_model_server_config(self.config_path, config)
+    def _file_digest(self) -> str:
         try:
-            self.client.reload_config(config, timeout=max(self.client.timeout, self.wait_timeout_s))
-        except ServingClientError as e:
-            if not restoring:
-                cfg.write_model_server_config(self.config_path, original)
-                with contextlib.suppress(ServingClientError):
-                    self.client.reload_config(original)
-            raise RolloutError(f"the server refused the new config: {e.code.name}: {e.details}") from None
+            with open(self.config_path, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        except OSError as e:
+            raise RolloutError(f"cannot read the model config {self.config_path} ({e.strerror}); nothing was "
+                               "written, the replicas keep their last good config") from None
+
+    def _write(self, config) -> None:
+        """Write atomically, after checking under the lock that nobody changed the file since it was read."""
+        if self._file_digest() != self._digest:
+            raise RolloutError(f"{self.config_path} changed since this rollout read it (another operator or a hand "
+                               "edit); nothing was written, run the step again")
+        cfg.write_model_server_config(self.config_path, config)
+        self._digest = self._file_digest()
+
+    def _apply(self, config, original, restoring: bool = False, wait: bool | None = None) -> None:
+        """Write the file; push it to every replica (push=True) and/or wait until every replica serves it. If a
+        replica refuses a pushed config, restore the original file (and push it back)."""
+        self._write(config)
+        if self.push:
+            for client in self.clients:
+                try:
+                    client.reload_config(config, timeout=max(client.timeout, self.wait_timeout_s))
+                except ServingClientError as e:
+                    if not restoring:
+                        self._write(original)
+                        for c in self.clients:
+                            with contextlib.suppress(ServingClientError):
+                                c.reload_config(original)
+                    raise RolloutError(f"replica {client.target} refused the new config: {e.code.name}: "
+                                       f"{e.details}") from None
+        if (self.wait if wait is None else wait) and not restoring:
+            model = cfg.model_configs(config)[self.model_name or next(iter(cfg.model_configs(config)))]
+            lag = fleet.wait_converged(self.clients, model.name, set(model.model_version_policy.specific.versions),
+                                       dict(model.version_labels), self.wait_timeout_s)
+            if lag:
+                replicas = "; ".join(f"{t}: {why}" for t, why in sorted(lag.items()))
+                raise RolloutError(f"the config was written but {len(lag)} of {len(self.clients)} replicas did not "
+                                   f"converge within {self.wait_timeout_s:g} s: {replicas}")
 
     @contextlib.contextmanager
     def _locked(self):
         """One rollout at a time per config file."""
         folder, name = os.path.split(self.config_path)
-        with open(os.path.join(folder, f".{name}.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            lock_file = open(os.path.join(folder, f".{name}.lock"), "a")  # noqa: SIM115 - closed by the with below
+        except OSError as e:
+            raise RolloutError(f"cannot read the model config {self.config_path}: its folder is unreachable "
+                               f"({e.strerror}); nothing written, the replicas keep their last good config") from None
+        with lock_file as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RolloutError(f"another rollout of {self.config_path} is in progress (lock "
+                                   f"{lock.name}); try again when it has finished") from None
             try:
                 yield
             finally:
