@@ -131,11 +131,6 @@ def test_a_failing_task_fails_the_run_with_its_log(tmp_path):
         run_pipeline_job(job, launcher)
 
 
-# Not run until the components accept object-store paths (branch `objstore`, issue 10 item 1): run by hand on
-# 2026-11-28, FaceExampleGen wrote its examples to s3:// and the Trainer then failed with "the pattern
-# 's3://kfp-root/dcgan/artifacts/.../FaceExampleGen_1/examples/Split-train/*' matches no files" (dcgan/data.py lists
-# with glob.glob). Remove this mark when that lands.
-@pytest.mark.xfail(run=False, strict=True, reason="needs s3:// support in the components (branch objstore)")
 def test_compiled_smoke_spec_on_an_s3_root_runs_in_the_image_to_a_model_pushed_to_s3(tmp_path, s3_env):
     """The same spec with its pipeline root (and so every artifact and the push) on the loopback S3 server: the
     endpoint is compiled into every task's container (`--env`), the credentials come from the launcher (as a
