@@ -171,7 +171,8 @@ def _grpc_bad_requests():
         ("wrong dtype (float seed)", {"inputs": {"seed": np.array([1.5], np.float32)}, "signature": "generate"},
          grpc.StatusCode.INVALID_ARGUMENT, "to be int64 but float is provided"),
         ("wrong shape", {"inputs": {"z": np.zeros((1, 5), np.float32)}},
-         grpc.StatusCode.INVALID_ARGUMENT, "[1,5] is not compatible with expected shape [?,100]"),
+         # the session names the function's argument (_arg_serving_default_z_0_0), as tensorflow_model_server does
+         grpc.StatusCode.INVALID_ARGUMENT, "z_0_0 [1,5] is not compatible with expected shape [?,100]"),
         ("wrong rank", {"inputs": {"z": np.zeros(100, np.float32)}}, grpc.StatusCode.INVALID_ARGUMENT, "shape"),
         ("NaN in z", {"inputs": {"z": nan}}, grpc.StatusCode.INVALID_ARGUMENT, "z must be finite"),
         ("Inf in z", {"inputs": {"z": inf}}, grpc.StatusCode.INVALID_ARGUMENT, "z must be finite"),
@@ -245,7 +246,7 @@ def _rest_bad_requests():
         ("wrong dtype", "POST", f"/v1/models/{MODEL}:predict", {"instances": [["a"] * 100]}, 400,
          "is not of expected type: float"),
         ("wrong shape", "POST", f"/v1/models/{MODEL}:predict", {"instances": [[0.5] * 7]}, 400,
-         "[1,7] is not compatible with expected shape [?,100]"),
+         "z_0_0 [1,7] is not compatible with expected shape [?,100]"),  # the session's name, as on TF Serving
         ("NaN in z", "POST", f"/v1/models/{MODEL}:predict", b'{"instances": [[NaN' + b", 0" * 99 + b"]]}", 400,
          "z must be finite"),
         ("batch over the limit", "POST", f"/v1/models/{MODEL}:predict", {"inputs": [[0] * 100] * 1025}, 400,
