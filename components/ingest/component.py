@@ -23,6 +23,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, channel, component_spec, standard_artifacts
 from tfx.types.artifact import Artifact
 
+from components.ingest import beamio
 from components.ingest import pipeline as ingest
 from components.ingest import sources as sourcelib
 from components.ingest.config import IngestConfig, IngestSettings
@@ -73,7 +74,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        options = PipelineOptions(list(self._beam_pipeline_args or []))
+        # the S3 options derived from AWS_ENDPOINT_URL join the pipeline's own arguments (components.ingest.beamio)
+        self._beam_pipeline_args = beamio.pipeline_args(self._beam_pipeline_args)
+        options = PipelineOptions(self._beam_pipeline_args)
         report = ingest.execute(self._make_beam_pipeline(), plan, examples.uri, report_artifact.uri, options)
 
         examples.split_names = artifact_utils.encode_split_names(list(schema.SPLITS))

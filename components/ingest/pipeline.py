@@ -1,16 +1,23 @@
 """The ingest pipeline (Apache Beam): source items → decode → detect+align / crop → resize → PNG → dedup → split
 → sharded TFRecords in the example schema (`dcgan.schema`), plus the ingest report.
 
-    batches of items (sorted, made by the driver) ─ Reshuffle ─ ProcessItems ─┬─ records ─ key (split, shard) ─┐
-                                                                              └─ rejects ──────────────────┐  │
-    every (split, shard) key, with no record ─────────────────────────────────────────────── GroupByKey ◄─┼──┘
-                   WriteShards: dedup by sha256, sort by id, write one file ─► counts, duplicates, preview,  │
-                                                                               attribute names ─► report ◄─┘
+    the Source (one element) ─ ListSource ─┬─ batches of items ─ Reshuffle ─ ProcessItems ─┬─ records ─ Place ─┐
+      (lists inside a worker: folder walk, │                                                └─ rejects ──────┐  │
+       object-store match, zip central     ├─ item count ─ shard counts ─(side input of Place)              │  │
+       directory, avatar indexes)          │                    └─ every (split, shard) key ─ GroupByKey ◄───┼──┘
+                                           └─ ignored names, count ──────────┐   WriteShards: dedup, sort,  │
+                                                                             ▼   write one file ─► report ◄─┘
+
+The job graph holds the parsed SOURCE only, never its items: a CelebA zip (200k members) or a bucket of photos is
+listed by a worker when the pipeline runs (`sources.iter_listing`), and the Reshuffle spreads the batches of items
+over the workers. Batches of `detection_batch` consecutive items are made by the listing DoFn itself, within one
+`process` call, rather than by beam.BatchElements (see the Dask notes).
 
 Everything an example's placement depends on is its content: split = hash(seed, sha256 of the PNG) < eval_ratio,
 shard = sha256 mod shards; within a shard records are sorted by id. So the same input gives byte-identical shard
 files on every runner and worker count, duplicates meet in one shard (the smallest id is kept), and adding images
-never moves old ones between splits. The number of shards is fixed by the item count before the run.
+never moves old ones between splits. The number of shards per split follows from the item count, which the
+pipeline counts from the listing (a singleton side input).
 
 Per-image work is done by `dcgan.images`, `dcgan.faces` and `dcgan.avatars` (pure functions, no Beam); this module
 only wires them into Beam and writes files. Progress: Beam counters in namespace `ingest` (`items`, `processed`,
@@ -20,9 +27,11 @@ only wires them into Beam and writes files. Progress: Beam counters in namespace
 DaskRunner notes (apache-beam 2.74): it merges a ParDo's tagged outputs into one collection, drops elements a DoFn
 emits from finish_bundle (so beam.BatchElements loses its last batches: records silently missing), and partitions
 GroupByKey by Python's hash(), consistent across workers only while they share PYTHONHASHSEED (Dask's nanny sets
-one; workers started without it do not), and computes each side input's whole upstream graph separately. Hence:
-(kind, value) outputs selected by kind, batches made by the driver, integer shard keys, one side input. The runner
-tests check that Dask writes the same bytes as DirectRunner.
+one; workers started without it do not), computes each side input's whole upstream graph separately (the shard
+counts' upstream is the listing only), and gives its workers no pipeline options (Beam's S3 filesystem needs them:
+`beamio.ensure_options`). Hence: (kind, value) outputs selected by kind, batches made in one `process` call,
+integer shard keys, the report in one side input. The runner tests check that Dask writes the same bytes as
+DirectRunner.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from components.ingest import beamio
 from components.ingest import report as reportlib
 from components.ingest import sources as sourcelib
 from components.ingest.config import IngestConfig, IngestError
@@ -56,32 +66,26 @@ TMP_DIR = ".ingest-tmp"
 
 @dataclass(frozen=True)
 class IngestPlan:
-    """What the driver decided before the run: the parsed source, its items and the shard counts."""
+    """What the driver decided before the run: the validated config and the parsed (checked, not listed) source."""
 
     config: IngestConfig
     source: sourcelib.Source
-    items: list[sourcelib.WorkItem]
-    shards: dict[str, int]  # split → number of shard files
-
-    def batches(self) -> list[list[sourcelib.WorkItem]]:
-        """The items in consecutive batches of `detection_batch` (one MTCNN call each). Batched here rather than
-        with beam.BatchElements, whose last batch of a bundle comes from finish_bundle, which the Dask runner drops."""
-        n = self.config.detection_batch
-        return [self.items[i:i + n] for i in range(0, len(self.items), n)]
 
 
 def plan_ingest(config: IngestConfig) -> IngestPlan:
-    """Validate the config, parse the source and list its items (deterministic). Raises IngestError."""
+    """Validate the config and check the source (bounded probes, no listing). Raises IngestError."""
     config.validate()
     try:
         source = sourcelib.parse_source(config.source, config.attributes_file)
-        items = source.items()
     except sourcelib.SourceError as e:
         raise IngestError(str(e)) from e
-    n = len(items)
-    ratios = {"train": 1.0 - config.eval_ratio, "eval": config.eval_ratio}
-    shards = {split: max(1, math.ceil(n * ratios[split] / config.records_per_shard)) for split in schema.SPLITS}
-    return IngestPlan(config, source, items, shards)
+    return IngestPlan(config, source)
+
+
+def shard_counts(n_items, eval_ratio, records_per_shard):  # untyped: a Beam Map callable
+    """split → number of shard files for `n_items` inputs (at least one file per split, even an empty one)."""
+    ratios = {"train": 1.0 - eval_ratio, "eval": eval_ratio}
+    return {split: max(1, math.ceil(n_items * ratios[split] / records_per_shard)) for split in schema.SPLITS}
 
 
 # -- placement ------------------------------------------------------------------------------------------------------
@@ -103,6 +107,7 @@ def shard_name(split: str, shard: int, num_shards: int) -> str:
 # DoFns emit (kind, value) pairs that are then selected by kind, rather than tagged outputs: the Dask runner
 # merges all tagged outputs of a ParDo into one collection.
 RECORD, REJECT, COUNT, PREVIEW, ATTRIBUTE = "record", "reject", "count", "preview", "attribute"
+BATCH, LISTED, IGNORED = "batch", "listed", "ignored"
 
 
 def _only(pair, kind):
@@ -136,6 +141,44 @@ def _place(record, eval_ratio, seed, shards):  # untyped: Beam would turn annota
     return shard_key(split, shard_of(record.sha256, shards[split])), record
 
 
+def _every_shard(shards):
+    """One (shard key, number of shards of its split) per output file: every file gets written, even an empty one,
+    and WriteShards learns the file's name from it."""
+    for split in schema.SPLITS:
+        for shard in range(shards[split]):
+            yield shard_key(split, shard), shards[split]
+
+
+class ListSource(beam.DoFn):
+    """The parsed source → its items, listed here, in the worker: (BATCH, [WorkItem, ...]) of `batch_size`
+    consecutive items, (IGNORED, name) per file skipped as a non-image, and one (LISTED, number of items)."""
+
+    def __init__(self, batch_size: int, s3_args: Sequence[str] = ()):
+        self.batch_size = batch_size
+        self.s3_args = list(s3_args)
+
+    def setup(self) -> None:
+        beamio.ensure_options(self.s3_args)
+
+    def process(self, source):  # a sources.Source (untyped: Beam reads annotations as type hints)
+        batch: list[sourcelib.WorkItem] = []
+        n = 0
+        for kind, value in sourcelib.iter_listing(source):
+            if kind == sourcelib.IGNORED:
+                yield IGNORED, value
+                continue
+            batch.append(value)
+            n += 1
+            if len(batch) == self.batch_size:
+                yield BATCH, batch
+                batch = []
+        if batch:
+            yield BATCH, batch
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, "listed").inc(n)
+        log.info("ingest: %d items listed in %s", n, source.spec)
+        yield LISTED, n
+
+
 class _Progress:
     """Logs what one worker has done every `every` seconds."""
 
@@ -157,12 +200,15 @@ class _Progress:
 class ProcessItems(beam.DoFn):
     """A batch of work items → (RECORD, Record) and (REJECT, Reject) pairs. Never raises on bad input."""
 
-    def __init__(self, config: IngestConfig, source: sourcelib.Source, threads: int = 0):
+    def __init__(self, config: IngestConfig, source: sourcelib.Source, threads: int = 0,
+                 s3_args: Sequence[str] = ()):
         self.config = config
         self.source = source
         self.threads = threads
+        self.s3_args = list(s3_args)
 
     def setup(self) -> None:
+        beamio.ensure_options(self.s3_args)
         if self.threads:
             faces.configure_threads(self.threads)
         self.crop = self.config.crop_config()
@@ -248,19 +294,20 @@ class WriteShards(beam.DoFn):
 
     Outputs (kind, value) pairs: (COUNT, (split, n)), (REJECT, duplicate), (PREVIEW, (id, png)), (ATTRIBUTE, name)."""
 
-    def __init__(self, examples_dir: str, source_spec: str, shards: dict[str, int], size: int, preview_count: int):
+    def __init__(self, examples_dir: str, source_spec: str, size: int, preview_count: int):
         self.examples_dir = examples_dir.rstrip("/")
         self.source_spec = source_spec
-        self.shards = shards
         self.size = size
         self.preview_count = preview_count
 
-    def process(self, element):  # (shard key, iterable of Record or None)
+    def process(self, element):  # (shard key, iterable of Records and the split's number of shards, an int)
         import tensorflow as tf
 
         key, values = element
         split, shard = split_and_shard(key)
-        records = sorted((r for r in values if r is not None), key=lambda r: r.id)
+        values = list(values)
+        num_shards = max(v for v in values if isinstance(v, int))
+        records = sorted((r for r in values if isinstance(r, Record)), key=lambda r: r.id)
         kept: list[Record] = []
         first_with: dict[str, str] = {}
         for r in records:
@@ -270,7 +317,7 @@ class WriteShards(beam.DoFn):
             else:
                 first_with[r.sha256] = r.id
                 kept.append(r)
-        final = f"{self.examples_dir}/{shard_name(split, shard, self.shards[split])}"
+        final = f"{self.examples_dir}/{shard_name(split, shard, num_shards)}"
         tmp = f"{self.examples_dir}/{TMP_DIR}/{split}-{shard:05d}-{uuid.uuid4().hex}{schema.FILE_SUFFIX}"
         fileio.ensure_filesystem(final)  # s3:// in this worker process too (multi-process/Dask workers)
         tf.io.gfile.makedirs(os.path.dirname(tmp))
@@ -291,9 +338,13 @@ class WriteShards(beam.DoFn):
 def _write_report(_, *, base: dict[str, Any], report_dir: str, items: list) -> None:
     """Gather the (kind, value) pairs of the run into the report files."""
     written = {split: 0 for split in schema.SPLITS}
-    rejects, preview, attribute_names = [], [], set()
+    rejects, preview, attribute_names, ignored, input_count = [], [], set(), [], 0
     for kind, value in items:
-        if kind == COUNT:
+        if kind == LISTED:
+            input_count += value
+        elif kind == IGNORED:
+            ignored.append(value)
+        elif kind == COUNT:
             written[value[0]] += value[1]
         elif kind == REJECT:
             rejects.append(value)
@@ -305,37 +356,44 @@ def _write_report(_, *, base: dict[str, Any], report_dir: str, items: list) -> N
     png = imlib.encode_png(imlib.make_grid([imlib.decode_png(p) for _, p in preview])) if preview else None
     report = reportlib.IngestReport(written=written, rejects=sorted(rejects, key=lambda r: (r.reason, r.id)),
                                     attribute_names=sorted(attribute_names), preview_ids=[i for i, _ in preview],
-                                    **base)
+                                    input_count=input_count, ignored=sorted(ignored), **base)
     reportlib.write_report(report, report_dir, png)
 
 
 def build_ingest_pipeline(pipeline: beam.Pipeline, plan: IngestPlan, examples_dir: str, report_dir: str,
-                          worker_threads: int = 0) -> None:
-    """Add the ingest transforms to `pipeline` (it writes when the pipeline runs)."""
+                          worker_threads: int = 0, s3_args: Sequence[str] = ()) -> None:
+    """Add the ingest transforms to `pipeline` (it writes when the pipeline runs). The graph holds the parsed
+    source, not its items: its size does not depend on how many files the source has."""
     config, source = plan.config, plan.source
+    # One element: the source. Even the avatar set is listed by ListSource (its indexes), like any other source.
+    listing = (pipeline
+               | "Source" >> beam.Create([source], reshuffle=False)
+               | "List" >> beam.ParDo(ListSource(config.detection_batch, s3_args)))
     processed = (
-        pipeline
-        | "ListItems" >> beam.Create(plan.batches(), reshuffle=False)
+        listing
+        | "Batches" >> beam.FlatMap(_only, BATCH)
         | "Spread" >> beam.Reshuffle()
-        | "Process" >> beam.ParDo(ProcessItems(config, source, worker_threads)))
-    shards = plan.shards
+        | "Process" >> beam.ParDo(ProcessItems(config, source, worker_threads, s3_args)))
+    shards = (listing
+              | "ItemCount" >> beam.FlatMap(_only, LISTED)
+              | "Total" >> beam.CombineGlobally(sum)
+              | "ShardCounts" >> beam.Map(shard_counts, config.eval_ratio, config.records_per_shard))
     keyed = (processed
              | "Records" >> beam.FlatMap(_only, RECORD)
-             | "Place" >> beam.Map(_place, config.eval_ratio, config.seed, shards))
-    every_shard = pipeline | "EveryShard" >> beam.Create(
-        [(shard_key(split, shard), None) for split in schema.SPLITS for shard in range(shards[split])],
-        reshuffle=False)
+             | "Place" >> beam.Map(_place, config.eval_ratio, config.seed, beam.pvalue.AsSingleton(shards)))
+    every_shard = shards | "EveryShard" >> beam.FlatMap(_every_shard)
     written = (
         (keyed, every_shard)
         | "Merge" >> beam.Flatten()
         | "GroupShards" >> beam.GroupByKey()
-        | "Write" >> beam.ParDo(WriteShards(examples_dir, source.spec, shards, config.size, config.preview_count)))
+        | "Write" >> beam.ParDo(WriteShards(examples_dir, source.spec, config.size, config.preview_count)))
     # Everything the report needs, as (kind, value) pairs in ONE side input: the Dask runner computes each side
     # input's whole upstream graph on its own, so four side inputs would run the per-image work four times.
-    report_items = ((processed | "ItemRejects" >> beam.Filter(lambda pair: pair[0] == REJECT), written)
+    report_items = ((processed | "ItemRejects" >> beam.Filter(lambda pair: pair[0] == REJECT),
+                     listing | "Listed" >> beam.Filter(lambda pair: pair[0] in (LISTED, IGNORED)),
+                     written)
                     | "ReportItems" >> beam.Flatten())
-    base = {"source": source.spec, "examples": examples_dir, "config": config.to_dict(),
-            "input_count": len(plan.items), "ignored": list(source.ignored)}
+    base = {"source": source.spec, "examples": examples_dir, "config": config.to_dict()}
     _ = (pipeline
          | "ReportTrigger" >> beam.Create([None], reshuffle=False)
          | "WriteReport" >> beam.Map(_write_report, base=base, report_dir=report_dir,
@@ -416,9 +474,9 @@ def execute(pipeline: beam.Pipeline, plan: IngestPlan, examples_dir: str, report
     """Build the ingest into `pipeline` (made with `options`), run it to the end and return the final report."""
     threads = plan.config.worker_threads or auto_worker_threads(options)
     runner = describe_runner(options)
-    log.info("ingest: %d items from %s with %s", len(plan.items), plan.source.spec, runner)
+    log.info("ingest: %s with %s", plan.source.spec, runner)
     start = time.monotonic()
-    build_ingest_pipeline(pipeline, plan, examples_dir, report_dir, threads)
+    build_ingest_pipeline(pipeline, plan, examples_dir, report_dir, threads, beamio.worker_args(options))
     result = pipeline.run()
     try:
         result.wait_until_finish()
@@ -432,6 +490,9 @@ def execute(pipeline: beam.Pipeline, plan: IngestPlan, examples_dir: str, report
         log.info("ingest counters: %s", ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
     report = finish_report(report_dir, runner, elapsed, processing)
     log.info("%s", report.summary_line())
+    if report.input_count == 0:
+        raise IngestError(f"no image files ({', '.join(imlib.IMAGE_EXTENSIONS)}) found in {plan.source.spec!r} "
+                          f"(the report in {report_dir} lists what was skipped)")
     return report
 
 
@@ -440,12 +501,13 @@ def run_ingest(config: IngestConfig, examples_dir: str, report_dir: str | None =
     """Run the ingest pipeline with `beam_pipeline_args` (DirectRunner by default) and return its report.
 
     Writes `examples_dir/Split-{train,eval}/data-SSSSS-of-NNNNN.tfrecord.gz` and the report files into
-    `report_dir` (default: `examples_dir`). Raises IngestError before running when the input cannot be used.
+    `report_dir` (default: `examples_dir`). Raises IngestError before running when the input cannot be used, and
+    after the run when the source held no image at all.
     """
     report_dir = report_dir or examples_dir
     plan = plan_ingest(config)
     prepare_output(examples_dir, report_dir, overwrite)
-    options = PipelineOptions(list(beam_pipeline_args or []))
+    options = PipelineOptions(beamio.pipeline_args(beam_pipeline_args))
     return execute(beam.Pipeline(options=options), plan, examples_dir, report_dir, options)
 
 
