@@ -30,9 +30,9 @@ def _lines(stream, out: queue.Queue) -> None:
 def _until(lines: queue.Queue, text: str, proc: subprocess.Popen, seen: list[str]) -> str:
     while True:
         try:
-            line = lines.get(timeout=120)
+            line = lines.get(timeout=600)
         except queue.Empty:
-            raise AssertionError(f"no line with {text!r} within 120 s; output so far: {seen}") from None
+            raise AssertionError(f"no line with {text!r} within 600 s; output so far: {seen}") from None
         if line is None:
             raise AssertionError(f"studio exited ({proc.poll()}) before printing {text!r}: {seen}")
         seen.append(line)
@@ -71,7 +71,7 @@ def test_studio_started_before_its_model_folder_waits_then_serves(tmp_path, tiny
                 assert directions["available"] is True and directions["version"] == 1, directions
             proc.send_signal(signal.SIGTERM)
             _until(lines, "Studio stopped.", proc, seen)
-            assert proc.wait(timeout=60) == 0, seen
+            assert proc.wait(timeout=120) == 0, seen
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -106,6 +106,7 @@ def _cmd_studio(args: argparse.Namespace) -> int:
             raise CommandError(str(e)) from None
         args.port = sock.getsockname()[1]
         print(f"studio port {early.host}:{args.port} bound", file=sys.stderr, flush=True)
+        import serving.studio.app  # noqa: F401  (the slow imports: done before waiting, so it serves sooner after)
     try:
         wait_for_paths(args)
     except BaseException:
