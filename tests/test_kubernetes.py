@@ -195,7 +195,7 @@ def test_the_readiness_url_answers_404_until_a_version_is_available(tmp_path, ti
     base = tmp_path / "models" / "dcgan"
     base.mkdir(parents=True)
     with running_server(model_base_path=str(base), model_name="dcgan") as server:
-        url = f"http://127.0.0.1:{server.rest_port}{path}"
+        url = server.rest_url + path
         assert httpx.get(url, timeout=30).status_code == 404
         add_version(tiny_saved_model, str(base), 1732553400)
         wait_for(lambda: httpx.get(url, timeout=30).status_code == 200, timeout=120, what="version AVAILABLE")
@@ -458,3 +458,60 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path):
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({"resources": [], "helmCharts": [{"name": "x"}]}))
     with pytest.raises(render.RenderError, match="helmCharts"):
         render.build(str(tmp_path))
+
+
+# -- the object-store mirror of the s3 variant, run for real ----------------------------------------------------------
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (Debian: apt-get install rclone)")
+def test_model_sync_mirrors_complete_versions_and_the_config_from_s3(s3_server, tmp_path, tiny_saved_model):
+    """kubernetes/base/scripts/model-sync.sh with a real rclone against the loopback S3 server (moto): a version
+    without saved_model.pb is not mirrored, a complete one appears under DEST by rename, a version deleted from the
+    store goes, the config's s3:// base path is rewritten to DEST, and our server serves the mirror with it."""
+    from serving_helpers import Stubs, running_server, z_batch
+
+    from serving import config as cfg
+
+    bucket = s3_server.create_bucket("mirror")[len("s3://"):]
+    client = s3_server.client()
+
+    def upload(version: int, with_pb: bool = True) -> None:
+        for folder, _, files in os.walk(tiny_saved_model):
+            for name in files:
+                rel = os.path.relpath(os.path.join(folder, name), tiny_saved_model)
+                if rel != "saved_model.pb" or with_pb:
+                    client.upload_file(os.path.join(folder, name), bucket, f"dcgan/{version}/{rel}")
+
+    upload(1732553400)
+    upload(1732639800, with_pb=False)  # a push still under way: saved_model.pb comes last
+    client.put_object(Bucket=bucket, Key="serving/models.config", Body=(
+        f'model_config_list {{ config {{ name: "dcgan" base_path: "s3://{bucket}/dcgan" model_platform: "tensorflow" '
+        'model_version_policy { specific { versions: 1732553400 } } version_labels { key: "stable" value: 1732553400 '
+        '} } }').encode())
+    dest = tmp_path / "models" / "dcgan"
+    env = {**os.environ, **s3_server.environment, "SOURCE": f":s3:{bucket}/dcgan", "DEST": str(dest),
+           "CONFIG_SOURCE": f":s3:{bucket}/serving/models.config", "BASE_PATH_FROM": f"s3://{bucket}/dcgan",
+           "INTERVAL": "1", "RCLONE_CONFIG": str(tmp_path / "none.conf"), "RCLONE_S3_PROVIDER": "Other",
+           "RCLONE_S3_ENDPOINT": s3_server.endpoint, "RCLONE_S3_ENV_AUTH": "true", "RCLONE_S3_REGION": "us-east-1"}
+    script = os.path.join(K8S, "base", "scripts", "model-sync.sh")
+
+    def sync(mode: str) -> str:
+        out = subprocess.run(["sh", script, mode], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    log = sync("wait")
+    assert "version 1732553400 ready" in log and "version 1732639800 is not complete" in log and "ready" in log
+    assert sorted(os.listdir(dest)) == ["1732553400"] and (dest / "1732553400" / "variables").is_dir()
+    assert os.listdir(tmp_path / "models" / ".incoming") == ["models.config.remote"]  # nothing half-copied left
+    config_file = tmp_path / "models" / "models.config"
+    (model,) = cfg.model_configs(cfg.read_model_server_config(str(config_file))).values()
+    assert model.base_path == str(dest) and dict(model.version_labels) == {"stable": 1732553400}
+    with running_server(model_config_file=str(config_file), allow_version_labels_for_unavailable_models=True) as srv:
+        stubs = Stubs(srv.grpc_target)
+        assert stubs.predict({"z": z_batch(1)}, label="stable").model_spec.version.value == 1732553400
+        stubs.close()
+    upload(1732639800)  # the push completes; version 1732553400 is deleted from the store
+    client.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": o["Key"]} for o in client.list_objects_v2(Bucket=bucket, Prefix="dcgan/1732553400/")["Contents"]]})
+    log = sync("once")
+    assert "version 1732639800 ready" in log and "version 1732553400 removed" in log
+    assert sorted(os.listdir(dest)) == ["1732639800"] and (dest / "1732639800" / "saved_model.pb").is_file()
