@@ -489,7 +489,8 @@ def test_model_sync_mirrors_complete_versions_and_the_config_from_s3(s3_server, 
     dest = tmp_path / "models" / "dcgan"
     # AWS_CA_BUNDLE (set on some hosts) makes rclone's S3 client fail on a plain-http endpoint
     # ("LoadCustomCABundleError ... unsupported transport"); the loopback server has no TLS.
-    env = {**{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}, **s3_server.environment, "SOURCE": f":s3:{bucket}/dcgan", "DEST": str(dest),
+    host_env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    env = {**host_env, **s3_server.environment, "SOURCE": f":s3:{bucket}/dcgan", "DEST": str(dest),
            "CONFIG_SOURCE": f":s3:{bucket}/serving/models.config", "BASE_PATH_FROM": f"s3://{bucket}/dcgan",
            "INTERVAL": "1", "RCLONE_CONFIG": str(tmp_path / "none.conf"), "RCLONE_S3_PROVIDER": "Other",
            "RCLONE_S3_ENDPOINT": s3_server.endpoint, "RCLONE_S3_ENV_AUTH": "true", "RCLONE_S3_REGION": "us-east-1"}
