@@ -104,10 +104,15 @@ def _apply_generators(path: str, k: dict, resources: list[dict]) -> None:
             del meta["annotations"]
 
 
-def configmap_hash(cm: dict) -> str:
+def configmap_hash(cm: dict, kustomize5: bool = True) -> str:
     """kustomize's name suffix: sha256 of the JSON encoding of {data, kind, name} (Go's json.Marshal: sorted keys,
-    no spaces, <>& escaped), the first 10 hex characters with 0,1,3,a,e replaced by g,h,k,m,t."""
-    encoded = {"kind": "ConfigMap", "name": cm["metadata"]["name"], "data": cm.get("data", {})}
+    no spaces, <>& escaped), the first 10 hex characters with 0,1,3,a,e replaced by g,h,k,m,t.
+
+    kustomize 5 (kubectl >= 1.27) encodes the generated ConfigMap before it has its name, so `name` is "" there; the
+    examples on kubernetes.io (example-configmap-2-g2hdhfc6tk) come from kustomize 3/4, which encoded the name.
+    `kustomize5=False` gives those."""
+    name = "" if kustomize5 else cm["metadata"]["name"]
+    encoded = {"kind": "ConfigMap", "name": name, "data": cm.get("data", {})}
     if cm.get("binaryData"):
         encoded["binaryData"] = cm["binaryData"]
     text = json.dumps(encoded, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -210,15 +215,15 @@ def strategic_merge(base, patch, field: str = ""):
                 out[key] = strategic_merge(base.get(key), value, key)
         return out
     if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        # kustomize 5's order: the patch's items first, in the patch's order (merged with their namesakes), then
+        # the items of base the patch does not name.
         key = MERGE_KEYS[field]
-        out = [copy.deepcopy(item) for item in base]
+        named = {item.get(key) for item in patch if isinstance(item, dict)}
+        out = []
         for item in patch:
-            match = next((i for i, b in enumerate(out) if isinstance(b, dict) and b.get(key) == item.get(key)), None)
-            if match is None:
-                out.append(copy.deepcopy(item))
-            else:
-                out[match] = strategic_merge(out[match], item, field)
-        return out
+            match = next((b for b in base if isinstance(b, dict) and b.get(key) == item.get(key)), None)
+            out.append(copy.deepcopy(item) if match is None else strategic_merge(match, item, field))
+        return out + [copy.deepcopy(b) for b in base if not (isinstance(b, dict) and b.get(key) in named)]
     return copy.deepcopy(patch)
 
 

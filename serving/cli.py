@@ -258,6 +258,9 @@ def _add_rollout(sub) -> None:
                        help="return once the file is written (step 1 of a canary still waits for the load)")
         r.add_argument("--json", action="store_true", help="print JSON")
         r.set_defaults(func=_cmd_rollout)
+    from serving.rollout_manifest import add_parser  # `dcgan rollout manifest` (standard library only at import)
+
+    add_parser(rsub)
 
 
 def _cmd_rollout(args: argparse.Namespace) -> int:

@@ -32,17 +32,24 @@ class StudioServer:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/"
 
-    def bind(self) -> StudioServer:
-        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+    @staticmethod
+    def bind_socket(host: str, port: int) -> socket.socket:
+        """A listening socket on host:port (StudioServerError naming the address when it cannot be had)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.config.host, self.config.port))
+            sock.bind((host, port))
         except OSError as e:
             sock.close()
-            raise StudioServerError(f"cannot listen on {self.config.host}:{self.config.port}: "
-                                    f"{e.strerror or e} (pick another --port)") from None
+            raise StudioServerError(f"cannot listen on {host}:{port}: {e.strerror or e} "
+                                    "(pick another --port)") from None
         sock.listen(128)
+        return sock
+
+    def bind(self, sock: socket.socket | None = None) -> StudioServer:
+        """Listen on the configured address, or adopt `sock` (bound earlier, e.g. while waiting for the model)."""
+        sock = sock or self.bind_socket(self.config.host, self.config.port)
         self.sock, self.port = sock, sock.getsockname()[1]
         return self
 
