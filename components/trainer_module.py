@@ -59,6 +59,14 @@ def store_directions(saved_model_dir: str, fn_args: Any) -> str:
     return path
 
 
+def examples_split(pattern: str) -> tuple[str, str]:
+    """`<Examples>/Split-<name>/*` (a Trainer's eval_files entry) → (Examples dir, name), the form the evaluator
+    reads (same image set, same feature-cache key); anything else → (pattern, "eval")."""
+    split_dir = pattern.rsplit("/", 1)[0] if "*" in pattern else pattern
+    parent, _, split = split_dir.rstrip("/").rpartition("/Split-")
+    return (parent, split) if parent and split else (pattern, "eval")
+
+
 def store_reference_stats(saved_model_dir: str, fn_args: Any) -> str | dict:
     """FID reference statistics of the eval split beside the export (dcgan.metrics.reference), for the canary
     analysis of `dcgan rollout`. `custom_config["reference_stats"]`: False/absent = off, True, or a dict of
@@ -71,10 +79,7 @@ def store_reference_stats(saved_model_dir: str, fn_args: Any) -> str | dict:
     from dcgan.metrics.reference import store_reference_stats as store
 
     settings = option if isinstance(option, dict) else {}
-    pattern = eval_files[0]  # <Examples>/Split-eval/* : resolve the Examples directory, as the evaluator does
-    split_dir = pattern.rsplit("/", 1)[0] if "*" in pattern else pattern
-    parent, _, split = split_dir.rstrip("/").rpartition("/Split-")
-    data, split = (parent, split) if parent else (pattern, "eval")
+    data, split = examples_split(eval_files[0])
     return store(saved_model_dir, data, split, num=settings.get("num_real"), seed=int(settings.get("seed", 0)),
                  max_fid_regression=settings.get("max_fid_regression"))
 

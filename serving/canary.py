@@ -339,12 +339,47 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
     stable_v, canary_v = status.labels[STABLE], status.labels[CANARY]
     log(f"canary: version {canary_v} labelled {CANARY} beside {STABLE} version {stable_v}; comparing for "
         f"≥ {config.window_s:g} s over {config.seeds} seeds")
+    common: dict[str, Any] = {
+        "format": FORMAT, "model": model.name, "config": rollout.config_path,
+        "thresholds": {"max_error_margin": config.max_error_margin, "p99_factor": config.p99_factor,
+                       "fid_margin": fid_margin, "fid_margin_source": margin_source},
+        "replicas": [c.target for c in rollout.clients], "metrics_targets": list(config.metrics),
+        "reference": {"version": ref_version, **{k: reference.meta.get(k) for k in
+                                                 ("n", "data", "data_fingerprint", "split", "extractor", "created")}},
+        "settings": asdict(config), "started": started,
+    }
+    try:
+        result = {**common, **_measure(rollout.clients, model.name, stable_v, canary_v, config, reference, extractor,
+                                       fid_margin)}
+    except Exception as e:  # noqa: BLE001 - an analysis that cannot finish must not leave the canary labelled
+        result = {**common, "decision": ROLLBACK, "failed_rules": ["analysis"],
+                  "reason": f"the analysis failed, so the canary is rolled back: {type(e).__name__}: {e}",
+                  "stable": {"label": STABLE, "version": stable_v}, "canary": {"label": CANARY, "version": canary_v},
+                  "checks": [], "metrics_source": None}
+    decision = result["decision"]
+    try:
+        after_status = rollout.promote() if decision == PROMOTE else rollout.rollback()
+        result["labels_after"] = after_status.labels
+    except (RolloutError, ServingClientError) as e:
+        result["action_error"] = str(e)
+        raise
+    finally:
+        result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        fileio.write_json_atomic(analysis_path(rollout.config_path), result, indent=2, default=_json_default)
+    return result
+
+
+def _measure(clients, model: str, stable_v: int, canary_v: int, config: AnalysisConfig, reference,  # noqa: ANN001
+             extractor, fid_margin: float) -> dict[str, Any]:  # noqa: ANN001
+    """The window, the figures, the rules: the analysis' evidence and decision."""
+    from serving.rollout import CANARY, STABLE
+
     source = "prometheus" if config.metrics else "client"
     note = None if config.metrics else ("no --metrics: client-side figures (a real TF Serving has no per-version "
                                         "metrics)")
-    before = scrape(config.metrics, config.metrics_path, model.name) if config.metrics else {}
-    traffic, window = send_window(rollout.clients, model.name, config)
-    after = scrape(config.metrics, config.metrics_path, model.name) if config.metrics else {}
+    before = scrape(config.metrics, config.metrics_path, model) if config.metrics else {}
+    traffic, window = send_window(clients, model, config)
+    after = scrape(config.metrics, config.metrics_path, model) if config.metrics else {}
     server = {v: after[v].minus(before.get(v, VersionCounts())) for v in after}
     if config.metrics and not server:
         source, note = "client", ("the Prometheus pages have no version-labelled dcgan_serving_* series (a real TF "
@@ -360,30 +395,10 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
     decision, checks = decide(figures[STABLE], figures[CANARY], config.max_error_margin, config.p99_factor,
                               fid_margin)
     failed = [c["rule"] for c in checks if not c["passed"]]
-    reason = ("every rule passed" if not failed else
-              "; ".join(c["detail"] for c in checks if not c["passed"]))
-    result: dict[str, Any] = {
-        "format": FORMAT, "model": model.name, "config": rollout.config_path, "decision": decision,
-        "failed_rules": failed, "reason": reason, "stable": figures[STABLE], "canary": figures[CANARY],
-        "checks": checks,
-        "thresholds": {"max_error_margin": config.max_error_margin, "p99_factor": config.p99_factor,
-                       "fid_margin": fid_margin, "fid_margin_source": margin_source},
-        "metrics_source": source, "metrics_note": note, "metrics_targets": list(config.metrics),
-        "replicas": [c.target for c in rollout.clients], "window": window,
-        "reference": {"version": ref_version, **{k: reference.meta.get(k) for k in
-                                                 ("n", "data", "data_fingerprint", "split", "extractor", "created")}},
-        "settings": asdict(config), "started": started,
-    }
-    try:
-        after_status = rollout.promote() if decision == PROMOTE else rollout.rollback()
-        result["labels_after"] = after_status.labels
-    except (RolloutError, ServingClientError) as e:
-        result["action_error"] = str(e)
-        raise
-    finally:
-        result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        fileio.write_json_atomic(analysis_path(rollout.config_path), result, indent=2, default=_json_default)
-    return result
+    return {"decision": decision, "failed_rules": failed,
+            "reason": "every rule passed" if not failed else "; ".join(c["detail"] for c in checks if not c["passed"]),
+            "stable": figures[STABLE], "canary": figures[CANARY], "checks": checks, "metrics_source": source,
+            "metrics_note": note, "window": window}
 
 
 def _json_default(o: Any) -> Any:
@@ -419,11 +434,13 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
              + ("every rule passed" if not result["failed_rules"] else "failed: " + ", ".join(result["failed_rules"])),
              f"  {'':<8}{'requests':>9}{'errors':>8}{'err rate':>10}{'p99 ms':>9}{'FID':>9}  (figures: "
              f"{result['metrics_source']}, FID at N={c.get('fid_n')} vs reference of version "
-             f"{result['reference']['version']}, N={result['reference']['n']})"]
+             f"{result['reference']['version']}, N={result['reference'].get('n')})"]
     for label, f in ((STABLE, s), (CANARY, c)):
         p99 = None if f.get("p99_s") is None else 1000 * f["p99_s"]
-        lines.append(f"  {label:<8}{fmt(f['requests'], '.0f'):>9}{fmt(f['errors'], '.0f'):>8}"
-                     f"{fmt(f['error_rate'], '.3f'):>10}{fmt(p99, '.1f'):>9}{fmt(f.get('fid'), '.2f'):>9}")
+        lines.append(f"  {label:<8}{fmt(f.get('requests'), '.0f'):>9}{fmt(f.get('errors'), '.0f'):>8}"
+                     f"{fmt(f.get('error_rate'), '.3f'):>10}{fmt(p99, '.1f'):>9}{fmt(f.get('fid'), '.2f'):>9}")
+    if "analysis" in result["failed_rules"]:
+        lines.append(f"  {result['reason']}")
     for check in result["checks"]:
         lines.append(f"  [{'ok' if check['passed'] else 'FAIL'}] {check['detail']}")
     if result.get("action_error"):

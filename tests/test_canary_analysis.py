@@ -78,7 +78,7 @@ def _metrics(servers) -> tuple[str, ...]:
     return tuple(s.rest_url.split("://", 1)[1].rstrip("/") for s in servers)
 
 
-def test_noise_canary_is_rolled_back_and_good_canary_promoted(fleet, capsys):
+def test_noise_canary_is_rolled_back_and_good_canary_promoted(fleet, capsys, artifacts_dir):
     from serving.canary import AnalysisConfig, analysis_path, analyze
 
     path, servers = fleet
@@ -107,6 +107,7 @@ def test_noise_canary_is_rolled_back_and_good_canary_promoted(fleet, capsys):
         assert figures["errors"] == 0 and figures["error_rate"] == 0.0
         assert figures["p99_s"] is not None and figures["p99_s"] > 0
         assert figures["client"]["versions_answering"] == [figures["version"]]
+    shutil.copyfile(analysis_path(path), os.path.join(artifacts_dir, "canary-analysis-rollback.json"))
     fid_check = next(c for c in saved["checks"] if c["rule"] == "fid")
     assert not fid_check["passed"] and fid_check["limit"] == pytest.approx(stable["fid"] + 5.0)
 
@@ -117,6 +118,7 @@ def test_noise_canary_is_rolled_back_and_good_canary_promoted(fleet, capsys):
     assert good["canary"]["fid"] == pytest.approx(good["stable"]["fid"], rel=1e-6)  # same weights, same seeds
     for c in clients:
         assert c.metadata(model=MODEL, label="stable").version == 3
+    shutil.copyfile(analysis_path(path), os.path.join(artifacts_dir, "canary-analysis-promote.json"))
 
     # `dcgan rollout status` shows the last analysis.
     from dcgan.cli import main
@@ -146,6 +148,16 @@ def test_cli_analyze_rolls_back_with_exit_code_and_client_side_figures(fleet, ca
     assert saved["metrics_source"] == "client" and "TF Serving" in saved["metrics_note"]
     assert saved["canary"]["requests"] == saved["window"]["rounds"] == 2
     assert "canary" not in open(path).read()
+    # An analysis that cannot finish (a Prometheus page that does not answer) rolls the canary back, and says why.
+    from conftest import free_port
+
+    code = main(["rollout", "canary", "3", "--analyze", "--window", "0", "--seeds", "4", "--config", path,
+                 "--server", targets, "--poll", "--metrics", f"127.0.0.1:{free_port()}"])
+    assert code == EXIT_ROLLED_BACK
+    saved = json.loads(open(analysis_path(path)).read())
+    assert saved["failed_rules"] == ["analysis"] and "cannot read the Prometheus metrics" in saved["reason"]
+    assert saved["labels_after"] == {"stable": 1}
+    assert "the analysis failed" in capsys.readouterr().out
 
 
 def test_model_without_reference_statistics_is_refused_before_any_change(tmp_path, tiny_saved_model):
@@ -219,3 +231,22 @@ def test_reference_stats_round_trip_and_fid_matches_features(tmp_path, tiny_save
     assert stats.n == 40 and stats.factor.shape == (40, 2048) and stats.sigma is None
     assert stats.meta["max_fid_regression"] == 2.0 and stats.meta["extractor"] == "x"
     assert stats.fid(generated) == pytest.approx(scores.fid_from_features(generated, real), rel=1e-5)
+
+
+def test_trainer_stores_reference_stats_of_the_eval_split(tmp_path, tiny_saved_model, image_folder):
+    from types import SimpleNamespace
+
+    from components.trainer_module import examples_split, store_reference_stats
+    from dcgan.metrics.reference import read_reference_stats
+
+    assert examples_split("/a/Examples/7/Split-eval/*") == ("/a/Examples/7", "eval")
+    assert examples_split("s3://b/Examples/7/Split-holdout/*") == ("s3://b/Examples/7", "holdout")
+    assert examples_split("/data/eval.tfrecord") == ("/data/eval.tfrecord", "eval")
+    folder = str(tmp_path / "model")
+    shutil.copytree(tiny_saved_model, folder)
+    assert store_reference_stats(folder, SimpleNamespace(custom_config={}, eval_files=[image_folder])) == "off"
+    option = {"num_real": 64, "seed": 0, "max_fid_regression": 25.0}
+    meta = store_reference_stats(folder, SimpleNamespace(custom_config={"reference_stats": option},
+                                                         eval_files=[image_folder]))
+    assert meta["n"] == 64 and meta["max_fid_regression"] == 25.0
+    assert read_reference_stats(folder).factor.shape == (64, 2048)
