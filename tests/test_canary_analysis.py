@@ -147,7 +147,7 @@ def test_cli_analyze_rolls_back_with_exit_code_and_client_side_figures(fleet, ca
     saved = json.loads(open(analysis_path(path)).read())
     assert saved["metrics_source"] == "client" and "TF Serving" in saved["metrics_note"]
     assert saved["canary"]["requests"] == saved["window"]["rounds"] == 2
-    assert "canary" not in open(path).read()
+    assert saved["labels_after"] == {"stable": 1} and '"canary"' not in open(path).read()
     # An analysis that cannot finish (a Prometheus page that does not answer) rolls the canary back, and says why.
     from conftest import free_port
 
