@@ -91,6 +91,32 @@ def run_fn(fn_args: Any) -> None:
     }
     path = export_run(run_dir, fn_args.serving_model_dir, overwrite=True, extra_metadata={"training": summary})
     summary["directions"] = store_directions(path, fn_args)
+    summary["fid_reference"] = store_reference_stats(path, fn_args)
     fileio.write_json_atomic(fileio.join(path, "assets.extra", SUMMARY_FILE), summary, indent=2)
     fileio.write_json_atomic(fileio.join(run_dir, SUMMARY_FILE), summary, indent=2)
     log.info("exported the generator to %s", path)
+
+
+def examples_split(pattern: str) -> tuple[str, str]:
+    """`<Examples>/Split-<name>/*` (a Trainer's eval_files entry) → (Examples dir, name), the form the evaluator
+    reads (same image set, same feature-cache key); anything else → (pattern, "eval")."""
+    split_dir = pattern.rsplit("/", 1)[0] if "*" in pattern else pattern
+    parent, _, split = split_dir.rstrip("/").rpartition("/Split-")
+    return (parent, split) if parent and split else (pattern, "eval")
+
+
+def store_reference_stats(saved_model_dir: str, fn_args: Any) -> str | dict:
+    """FID reference statistics of the eval split beside the export (dcgan.metrics.reference), for the canary
+    analysis of `dcgan rollout`. `custom_config["reference_stats"]`: False/absent = off, True, or a dict of
+    {num_real, seed, max_fid_regression} (the pipeline passes its evaluation settings, so the FidEvaluator reads
+    the same features from the cache). Returns the metadata, or why nothing was written."""
+    option = (fn_args.custom_config or {}).get("reference_stats", False)
+    eval_files = list(getattr(fn_args, "eval_files", None) or [])
+    if not option or not eval_files:
+        return "off" if not option else "skipped: no eval split"
+    from dcgan.metrics.reference import store_reference_stats as store
+
+    settings = option if isinstance(option, dict) else {}
+    data, split = examples_split(eval_files[0])
+    return store(saved_model_dir, data, split, num=settings.get("num_real"), seed=int(settings.get("seed", 0)),
+                 max_fid_regression=settings.get("max_fid_regression"))

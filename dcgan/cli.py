@@ -218,6 +218,13 @@ def _add_export(sub) -> None:
     p.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA copy")
     p.add_argument("--checkpoint", help="a specific checkpoint prefix instead of the latest")
     p.add_argument("--force", action="store_true", help="replace out_dir if it exists")
+    p.add_argument("--reference-stats", metavar="DATA",
+                   help="also store the FID reference statistics of these real images (Examples dir, TFRecords or "
+                        "a folder) in out_dir/assets.extra/ for `dcgan rollout canary V --analyze`")
+    p.add_argument("--reference-split", default="eval", help="split of an Examples dir (default eval)")
+    p.add_argument("--reference-num", type=int, help="a seeded subset of this many images (default all)")
+    p.add_argument("--max-fid-regression", type=float,
+                   help="the evaluation gate's margin, recorded for the canary analysis's FID rule")
     p.set_defaults(func=_cmd_export)
 
 
@@ -228,6 +235,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     path = export_run(args.run_dir, args.out_dir, use_ema=not args.no_ema, checkpoint=args.checkpoint,
                       overwrite=args.force)
     print(f"exported SavedModel to {path} (signatures: serving_default, generate, interpolate)")
+    if args.reference_stats:
+        from dcgan.metrics.reference import store_reference_stats
+
+        meta = store_reference_stats(path, args.reference_stats, args.reference_split, args.reference_num,
+                                     max_fid_regression=args.max_fid_regression)
+        print(f"FID reference statistics of {meta['n']} images of {meta['data']} in {path}/assets.extra/")
     return 0
 
 

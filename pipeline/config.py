@@ -48,6 +48,11 @@ class EvaluationSettings(EvaluationConfig):
             args["max_fid_regression"] = None
         return args
 
+    def reference_stats_config(self) -> dict[str, Any]:
+        """The Trainer's custom_config["reference_stats"]: FID reference statistics of the same eval images (subset,
+        seed) stored with the model, and the gate's regression margin for the canary analysis (serving/canary.py)."""
+        return {"num_real": self.num_real, "seed": self.seed, "max_fid_regression": self.max_fid_regression}
+
 
 @dataclass(frozen=True)
 class DirectionsSettings(DirectionsConfig):

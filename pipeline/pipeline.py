@@ -34,7 +34,8 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
         examples=ingest.outputs["examples"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
-        custom_config={"train_config": config.train.to_dict(), "directions": config.directions.custom_config()},
+        custom_config={"train_config": config.train.to_dict(), "directions": config.directions.custom_config(),
+                       "reference_stats": config.evaluation.reference_stats_config()},
     )
 
     resolver = tfx.dsl.Resolver(

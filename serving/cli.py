@@ -243,6 +243,9 @@ def _add_rollout(sub) -> None:
         r = rsub.add_parser(name, help=text)
         if name == "canary":
             r.add_argument("version", type=int, help="version number to canary")
+            from serving import canary
+
+            canary.add_arguments(r)
         r.add_argument("--config", required=True, help="the server's --model_config_file")
         r.add_argument("--server", default=os.environ.get("DCGAN_SERVER", "127.0.0.1:8500"),
                        help="gRPC address(es) of every replica: HOST:PORT[,HOST:PORT...] or one NAME:PORT whose "
@@ -282,15 +285,27 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
         rollout = Rollout(args.config, clients, model=args.model, wait_timeout_s=args.timeout,
                           push=len(clients) == 1 and not args.poll, wait=not args.no_wait)
         step = args.rollout_command
+        if step == "canary" and args.analyze:
+            from serving import canary
+
+            result = canary.analyze(rollout, args.version, canary.config_from_args(args))
+            print(json.dumps(result, indent=2) if args.json else "\n".join(canary.summary_lines(result)))
+            return 0 if result["decision"] == canary.PROMOTE else canary.EXIT_ROLLED_BACK
         status = rollout.canary(args.version) if step == "canary" else getattr(rollout, step)()
-    except (RolloutError, ServingClientError) as e:
+    except (RolloutError, ServingClientError, ValueError) as e:
         raise CommandError(str(e)) from None
     except ServingError as e:
         raise CommandError(e.message, 2) from None
     finally:
         for client in clients:
             client.close()
-    print(json.dumps(status.as_dict(), indent=2) if args.json else "\n".join(status.lines()))
+    from serving import canary
+
+    analysis = canary.read_analysis(args.config) if step == "status" else None
+    if args.json:
+        print(json.dumps({**status.as_dict(), **({"analysis": analysis} if analysis else {})}, indent=2))
+    else:
+        print("\n".join(status.lines() + (canary.summary_lines(analysis) if analysis else [])))
     return 0
 
 

@@ -66,6 +66,15 @@ def test_smoke_run_writes_every_artifact_and_pushes_the_blessed_model(smoke_root
     out = model.signatures["generate"](seed=tf.constant([1, 2], tf.int64))
     assert out["png_bytes"].shape == (2,) and out["z"].shape == (2, 100)
     assert os.path.isfile(os.path.join(pushed, "assets.extra", "training_summary.json"))
+    # The FID reference statistics of the eval split travel with the model (for `dcgan rollout canary --analyze`),
+    # from the same images the evaluator scored against.
+    from dcgan.metrics.reference import read_reference_stats
+
+    reference = read_reference_stats(pushed)
+    metrics = json.load(open(os.path.join(evaluation, "metrics.json")))
+    assert reference.n == metrics["metrics"]["num_real"]
+    assert reference.meta["data_fingerprint"] == metrics["inputs"]["data_fingerprint"]
+    assert reference.meta["max_fid_regression"] == 1000.0  # the smoke preset's gate
 
 
 def test_metrics_and_blessings_are_recorded_in_mlmd(smoke_root):

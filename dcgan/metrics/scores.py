@@ -87,10 +87,26 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
     if min(len(a), len(b)) >= a.shape[1]:
         return fid_from_stats(FeatureStats.of(a), FeatureStats.of(b))
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    xa = (a - mu_a) / np.sqrt(len(a) - 1)
-    xb = (b - mu_b) / np.sqrt(len(b) - 1)
+    return fid_from_factors(mu_a, covariance_factor(a, mu_a), mu_b, covariance_factor(b, mu_b))
+
+
+def covariance_factor(features: np.ndarray, mu: np.ndarray | None = None) -> np.ndarray:
+    """F = (X − μ)/√(N − 1), N×D, so that the unbiased covariance is Σ = FᵀF: an exact, compact form of Σ when
+    N < D (what `dcgan.metrics.reference` stores with a model)."""
+    x = np.asarray(features, np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"need at least 2 feature vectors (N×D), got shape {x.shape}")
+    mu = x.mean(axis=0) if mu is None else np.asarray(mu, np.float64)
+    return (x - mu) / np.sqrt(len(x) - 1)
+
+
+def fid_from_factors(mu_a: np.ndarray, factor_a: np.ndarray, mu_b: np.ndarray, factor_b: np.ndarray) -> float:
+    """FID of N(μa, FaᵀFa) and N(μb, FbᵀFb): tr((ΣaΣb)^½) = ‖Fa Fbᵀ‖_* (see `fid_from_features`)."""
+    xa, xb = np.asarray(factor_a, np.float64), np.asarray(factor_b, np.float64)
+    if xa.shape[1] != xb.shape[1] or np.shape(mu_a) != np.shape(mu_b):
+        raise ValueError(f"statistics of different dimension: {xa.shape} vs {xb.shape}")
     nuclear = float(np.linalg.svd(xa @ xb.T, compute_uv=False).sum())
-    diff = mu_a - mu_b
+    diff = np.asarray(mu_a, np.float64) - np.asarray(mu_b, np.float64)
     return max(float(diff @ diff + (xa * xa).sum() + (xb * xb).sum() - 2.0 * nuclear), 0.0)
 
 
