@@ -534,7 +534,10 @@ def projection_kernel(module: Any, z_dim: int) -> np.ndarray:
     [z_dim, out] (dcgan.model's `project`), or a first ConvTranspose kernel [k, k, out, z_dim] flattened to
     [z_dim, k·k·out]. Found among the module's variables by shape (a name with "project" wins a tie)."""
     candidates = []
-    for v in getattr(module, "variables", ()):
+    # A loaded SavedModel keeps the tracked list (dcgan.export.GeneratorModule.generator_variables), not tf.Module's
+    # `variables` property.
+    variables = getattr(module, "generator_variables", None) or getattr(module, "variables", ())
+    for v in variables:
         shape = tuple(v.shape)
         if len(shape) == 2 and shape[0] == z_dim:
             candidates.append((v, np.asarray(v.numpy())))

@@ -111,7 +111,7 @@ class _Variable:
 
 def test_projection_kernel_is_found_by_shape_and_name():
     dense = np.arange(6 * 8, dtype=np.float32).reshape(6, 8)
-    module = type("M", (), {"variables": [_Variable("deconv1/kernel:0", np.zeros((4, 4, 3, 8))),
+    module = type("M", (), {"generator_variables": [_Variable("deconv1/kernel:0", np.zeros((4, 4, 3, 8))),
                                           _Variable("project_bn/gamma:0", np.ones(8)),
                                           _Variable("project/kernel:0", dense)]})()
     np.testing.assert_array_equal(d.projection_kernel(module, 6), dense)
@@ -165,7 +165,8 @@ def test_quality_matrix_from_measured_effects_on_a_linear_world():
 
 def test_an_unreliable_attribute_is_neither_a_row_nor_judged_for_leakage():
     effect = {"amounts": [0.0, 2.0], "prevalence": {"A": [0.1, 0.95], "B": [0.5, 0.9], "C": [0.2, 0.3]}}
-    doc = {"attributes": {"A": {"classifier": {"balanced_accuracy": 0.9}}, "B": {"classifier": {"balanced_accuracy": 0.6}},
+    doc = {"attributes": {"A": {"classifier": {"balanced_accuracy": 0.9}},
+                          "B": {"classifier": {"balanced_accuracy": 0.6}},
                           "C": {"classifier": {"balanced_accuracy": 0.85}}},
            "directions": {"A": {"kind": "mean_difference", "attribute": "A", "effect": effect},
                           "B": {"kind": "mean_difference", "attribute": "B", "effect": effect},
