@@ -628,6 +628,46 @@ def format_quality(table: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def measure_quality(saved_model_dir: str, samples: int = 1000, seed: int = 1000, amount: float | None = None,
+                    directions_path: str | None = None, classifier_dir: str | None = None) -> dict[str, Any]:
+    """The success/leakage matrix of a model's stored directions measured afresh: `samples` new z (numpy
+    default_rng(seed), a seed the directions step did not use), each direction applied at 0 and +amount, the faces
+    scored by the exported attribute classifier (no training code). Returns quality_table(...) plus `samples`,
+    `seed` and the base prevalence of every attribute (`base_scores` kept for satisfaction rates)."""
+    from dcgan import images as imlib
+    from dcgan.export import LoadedGenerator
+
+    directions_path = directions_path or fileio.join(saved_model_dir, DIRECTIONS_FILE)
+    doc = read_directions(directions_path)
+    classifier = AttributeClassifier(classifier_dir or classifier_path_for(directions_path))
+    generator = LoadedGenerator(saved_model_dir)
+    if generator.z_dim != doc["z_dim"]:
+        raise DirectionsFileError(f"{directions_path} is for z of length {doc['z_dim']}, the model takes "
+                                  f"{generator.z_dim}")
+    if amount is None:
+        amount = float(doc.get("config", {}).get("quality_amount", 2.0))
+    names = classifier.names
+    column = {n: j for j, n in enumerate(names)}
+    entries = directions_of(doc)
+    z = np.random.default_rng(seed).standard_normal((samples, generator.z_dim)).astype(np.float32)
+
+    def generate(batch: np.ndarray) -> np.ndarray:
+        return _to_unit_range(imlib.to_uint8(generator.images(batch)))
+
+    vectors = np.stack([np.asarray(e["vector"], np.float32) for e in entries.values()])
+    effects = measure_effect(generate, classifier.scores, z, vectors, (0.0, amount), names, classifier.threshold,
+                             [column.get(e.get("attribute")) if e.get("attribute") else None
+                              for e in entries.values()])
+    fresh = {**doc, "directions": {name: {**entry, "effect": effect}
+                                   for (name, entry), effect in zip(entries.items(), effects)}}
+    table = quality_table(fresh, amount)
+    base = classifier.scores(generate(z))
+    table.update(samples=samples, seed=seed, base_scores=base, names=names, threshold=classifier.threshold,
+                 base_prevalence={n: round(float(np.mean(base[:, j] >= classifier.threshold)), 4)
+                                  for j, n in enumerate(names)})
+    return table
+
+
 # -- the whole computation --------------------------------------------------------------------------------------------
 def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_files: Sequence[str] = (),
                        config: DirectionsConfig | None = None,
