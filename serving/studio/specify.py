@@ -72,7 +72,9 @@ def _classifier(request: Request, backend: ModelBackend, resolved: Resolved):
         raise StudioError(404, "no_attribute_classifier",
                           f"No attribute classifier for version {resolved.version}: {path} does not exist "
                           "(`dcgan directions` exports it beside directions.json)") from None
-    cache = request.app.state.__dict__.setdefault("attribute_classifiers", {})
+    cache = getattr(request.app.state, "attribute_classifiers", None)
+    if cache is None:
+        cache = request.app.state.attribute_classifiers = {}
     cached = cache.get(path)
     if cached is None or cached[0] != stamp:
         try:
