@@ -119,9 +119,8 @@ class DirectionsConfig:
             raise ValueError(f"directions: boundary_l2={self.boundary_l2} must be a positive number")
         if not 0.5 <= self.reliable_accuracy <= 1.0:
             raise ValueError(f"directions: reliable_accuracy={self.reliable_accuracy} must be in [0.5, 1]")
-        if self.quality_amount not in self.amounts or self.quality_amount <= 0:
-            raise ValueError(f"directions: quality_amount={self.quality_amount} must be one of the positive amounts "
-                             f"{self.amounts}")
+        if not (math.isfinite(self.quality_amount) and self.quality_amount > 0):
+            raise ValueError(f"directions: quality_amount={self.quality_amount} must be a positive number")
         return self
 
     @classmethod
@@ -764,8 +763,9 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
     log.info("directions: measuring the effect of %d directions on %d fresh samples", len(entries),
              config.eval_samples)
     column = {name: j for j, name in enumerate(names)}
+    amounts = sorted(set(config.amounts) | {0.0, float(config.quality_amount)})  # quality needs 0 and its amount
     effects = measure_effect(generate, score, z_eval, np.stack([e["vector"] for e in entries.values()]),
-                             config.amounts, names, config.threshold,
+                             amounts, names, config.threshold,
                              [None if e["attribute"] is None else column[e["attribute"]] for e in entries.values()])
     for entry, effect in zip(entries.values(), effects):
         entry["effect"] = effect
@@ -812,7 +812,7 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
         "config": {**asdict(config), "amounts": list(config.amounts)},
         "samples": {"fit": config.samples, "fit_seed": config.seed, "eval": config.eval_samples,
                     "eval_seed": config.seed + 1, "z": "numpy default_rng(seed).standard_normal"},
-        "amounts": [float(a) for a in config.amounts],
+        "amounts": [float(a) for a in amounts],
         "attributes": result_attributes,
         "directions": entries,
         "sefa": {"components": len(sefa), "explained": [round(float(v) / total, 4) for v in eigenvalues]},
