@@ -161,7 +161,7 @@ def test_unknown_attributes_are_named_with_the_known_ones(api):
 def test_contradictory_constraints_are_refused(api):
     raw = '{"constraints": {"Bright": true, "Warm": false, "Bright": false}, "n": 2}'
     e = error(api.post("/api/specify", content=raw, headers={"Content-Type": "application/json"}), 400)
-    assert e["code"] == "contradictory_constraints" and "gives 'Bright' twice, as true and false" in e["message"]
+    assert e["code"] == "contradictory_constraints" and "give 'Bright' twice, as true and false" in e["message"]
     e = error(api.post("/api/specify", json={"constraints": {"Bright": True, "Warm": True}}), 400)
     assert e["code"] == "contradictory_constraints"
     assert "Bright=true and Warm=true contradict each other" in e["message"] and "400 labelled" in e["message"]
