@@ -259,6 +259,10 @@ _DIRECTIONS_HELP = {
     "min_group": "generated samples needed on each side (fewer: top/bottom decile split)",
     "threshold": "classifier score at which a face has the attribute",
     "seed": "seed of the samples and the classifier",
+    "boundary_l2": "L2 penalty of the boundary directions' logistic regression",
+    "sefa_components": "SeFa directions stored (top eigenvectors of A^T A)",
+    "reliable_accuracy": "held-out balanced accuracy from which an attribute is judged (quality, conditional)",
+    "quality_amount": "step (sigma) at which success and leakage are measured",
 }
 
 
@@ -267,9 +271,11 @@ def _add_directions(sub) -> None:
 
     p = sub.add_parser("directions", help="attribute directions in z of a SavedModel (stored beside it)",
                        description="Train a small attribute classifier on labelled real examples, label generated "
-                                   "samples with it, and store direction = mean z(with) - mean z(without) per "
-                                   "attribute in SAVED_MODEL_DIR/assets.extra/directions.json, with the measured "
-                                   "effect of moving fresh samples along each direction.")
+                                   "samples with it, and store per attribute the mean-difference, boundary "
+                                   "(InterFaceGAN) and conditional directions, plus the unsupervised SeFa "
+                                   "directions, in SAVED_MODEL_DIR/assets.extra/directions.json, with the measured "
+                                   "effect of moving fresh samples along each direction (success/leakage matrix); "
+                                   "the classifier is exported beside it (assets.extra/attribute_classifier).")
     p.add_argument("saved_model_dir", metavar="SAVED_MODEL_DIR", help="a generator SavedModel (dcgan export, Pusher)")
     p.add_argument("--data", required=True,
                    help="labelled examples: an Examples directory (train split trains the classifier, eval split "
@@ -287,7 +293,9 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     from dcgan.directions import (
         DirectionsConfig,
         NoAttributeLabels,
+        classifier_path_for,
         compute_directions,
+        default_classifier_dir,
         format_report,
         resolve_labelled_files,
         write_directions,
@@ -301,7 +309,8 @@ def _cmd_directions(args: argparse.Namespace) -> int:
         raise CommandError(str(e), EXIT_USAGE) from None
     try:
         train, heldout = resolve_labelled_files(args.data)
-        result = compute_directions(args.saved_model_dir, train, heldout, config)
+        classifier_dir = classifier_path_for(args.out) if args.out else default_classifier_dir(args.saved_model_dir)
+        result = compute_directions(args.saved_model_dir, train, heldout, config, export_classifier_to=classifier_dir)
     except NoAttributeLabels as e:
         raise CommandError(f"no attribute directions: {e}", EXIT_USAGE) from None
     path = write_directions(args.saved_model_dir, result, args.out)
@@ -309,7 +318,8 @@ def _cmd_directions(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=1))
     else:
         print(format_report(result))
-        print(f"\n{len(result['attributes'])} directions -> {path} ({result['seconds']:.0f} s)")
+        print(f"\n{len(result['directions'])} directions of {len(result['attributes'])} attributes -> {path}, "
+              f"attribute classifier -> {classifier_dir} ({result['seconds']:.0f} s)")
     return 0
 
 

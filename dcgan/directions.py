@@ -13,8 +13,28 @@ The recipe (a supervised version of the DCGAN paper's §6.3 vector arithmetic):
    attribute after moving by each amount (±1, ±2, ±3), its change from amount 0, the share of faces with the
    attribute, and the other attributes that change most along the way (entanglement).
 
+Four kinds of direction (`kind` of each entry of `directions`):
+
+- `mean_difference` — step 3 above.
+- `boundary` — InterFaceGAN (Shen et al. 2020): the unit normal of a linear classifier (L2-regularised logistic
+  regression, class-balanced) separating the generated samples' z by the attribute classifier's verdict.
+- `conditional` — InterFaceGAN's conditional manipulation: the boundary normal with the normals of other attributes
+  projected out, so moving along it leaves their (linear) scores unchanged. The stored one fixes every other
+  attribute whose classifier is reliable (held-out balanced accuracy ≥ `reliable_accuracy`); any other choice is
+  computed on request from the stored normals (`conditional_direction`; the studio's /api/directions/conditional).
+- `sefa` — closed-form factorization (Shen & Zhou 2021), unsupervised: the top eigenvectors of AᵀA, A = the weights
+  of G's first projection (the `project` Dense kernel, z → 4×4×C). No attribute; its effect lists what changes.
+
+Quality (`direction_quality`, `quality_table`, bench/directions_quality.py): for an attribute whose classifier is
+reliable, moving fresh faces by +2 (σ) along a direction: success = share of faces that then have the attribute,
+leakage = mean |Δ prevalence| of the other reliable attributes.
+
 The result is stored beside the SavedModel as `<saved_model_dir>/assets.extra/directions.json` (format
-`dcgan-directions/1`), so every served version carries its own directions; the web studio reads it from there.
+`dcgan-directions/2`; /1 files, mean-difference only, are still read), so every served version carries its own
+directions; the web studio reads it from there. The attribute classifier is exported beside it as its own SavedModel,
+`assets.extra/attribute_classifier/` (signature `serving_default`: `images` float32 [N, H, W, C] in [-1, 1] →
+`scores` [N, A]; names, threshold and the real labels' co-occurrence counts in its `assets.extra/attributes.json`),
+so the studio can score faces (specify, then generate) without any training code.
 This module imports TensorFlow/Keras only inside the functions that need them (reading a directions file is light).
 """
 
@@ -38,8 +58,14 @@ from dcgan.fileio import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-FORMAT = "dcgan-directions/1"
+FORMAT = "dcgan-directions/2"
+FORMAT_V1 = "dcgan-directions/1"
 DIRECTIONS_FILE = os.path.join("assets.extra", "directions.json")
+CLASSIFIER_DIR = os.path.join("assets.extra", "attribute_classifier")
+CLASSIFIER_FORMAT = "dcgan-attribute-classifier/1"
+CLASSIFIER_INFO = os.path.join("assets.extra", "attributes.json")  # inside the classifier's SavedModel
+KINDS = ("mean_difference", "boundary", "conditional", "sefa")
+KIND_SUFFIX = {"mean_difference": "", "boundary": " · boundary", "conditional": " · conditional"}
 DEFAULT_AMOUNTS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 FLAG_VALUES = {"1": True, "0": False, "-1": False}  # ingest stores CelebA's ±1 flags as "1"/"0"; accept "-1" too
 NONE = "none"  # the avatars' "absent" part label
@@ -69,9 +95,14 @@ class DirectionsConfig:
     min_group: int = 10            # generated samples needed on each side; fewer → top/bottom decile split
     threshold: float = 0.5         # classifier score at which a face "has" the attribute
     seed: int = 0                  # fit samples use this seed, effect samples seed + 1, the classifier seed + 2
+    boundary_l2: float = 1.0       # L2 penalty of the boundary's logistic regression (on the normal, not the bias)
+    sefa_components: int = 5       # SeFa directions stored (top eigenvectors of AᵀA)
+    reliable_accuracy: float = 0.8  # held-out balanced accuracy from which an attribute is judged (quality, fixing)
+    quality_amount: float = 2.0    # the step (σ) at which success and leakage are measured
 
     def validate(self) -> DirectionsConfig:
-        for name in ("samples", "eval_samples", "epochs", "batch_size", "max_examples", "min_positives", "min_group"):
+        for name in ("samples", "eval_samples", "epochs", "batch_size", "max_examples", "min_positives", "min_group",
+                     "sefa_components"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"directions: {name}={getattr(self, name)} must be a positive integer")
         if self.min_steps < 0:
@@ -84,6 +115,12 @@ class DirectionsConfig:
             raise ValueError(f"directions: threshold={self.threshold} must be in (0, 1)")
         if not self.amounts or not all(math.isfinite(a) for a in self.amounts):
             raise ValueError(f"directions: amounts={self.amounts} must be finite numbers")
+        if not (math.isfinite(self.boundary_l2) and self.boundary_l2 > 0):
+            raise ValueError(f"directions: boundary_l2={self.boundary_l2} must be a positive number")
+        if not 0.5 <= self.reliable_accuracy <= 1.0:
+            raise ValueError(f"directions: reliable_accuracy={self.reliable_accuracy} must be in [0.5, 1]")
+        if not (math.isfinite(self.quality_amount) and self.quality_amount > 0):
+            raise ValueError(f"directions: quality_amount={self.quality_amount} must be a positive number")
         return self
 
     @classmethod
@@ -345,19 +382,7 @@ def fit_direction(z: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
     samples fall on one side of the threshold, the top and bottom deciles by score stand in for with/without."""
     from dcgan.latent import unit_direction
 
-    with_attr = scores >= threshold
-    n_with = int(with_attr.sum())
-    split = "threshold"
-    if n_with < min_group or len(scores) - n_with < min_group:
-        k = max(min_group, len(scores) // 10)
-        order = np.argsort(scores, kind="stable")
-        with_attr = np.zeros(len(scores), bool)
-        with_attr[order[-k:]] = True
-        without = np.zeros(len(scores), bool)
-        without[order[:k]] = True
-        split = "deciles"
-    else:
-        without = ~with_attr
+    with_attr, without, split = _sides(scores, threshold, min_group)
     vector, norm = unit_direction(z[with_attr], z[without])
     return vector, {"split": split, "with": int(with_attr.sum()), "without": int(without.sum()),
                     "raw_norm": round(norm, 4)}
@@ -365,38 +390,45 @@ def fit_direction(z: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
 
 def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable[[np.ndarray], np.ndarray],
                    z: np.ndarray, vectors: np.ndarray, amounts: Sequence[float], names: Sequence[str],
-                   threshold: float = 0.5) -> list[dict[str, Any]]:
+                   threshold: float = 0.5, attribute_of: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
     """For each direction d_j: the classifier scores of G(z + a·d_j) for every amount a.
 
-    `generate` maps z [N, z_dim] → images in [-1, 1]; `score` maps images → scores [N, A]. Returns, per direction,
-    the mean score of its own attribute at each amount, the change from amount 0, the share of faces at or above
-    the threshold, and the three other attributes whose mean score moves most at the largest amount."""
+    `generate` maps z [N, z_dim] → images in [-1, 1]; `score` maps images → scores [N, A] (columns = `names`).
+    `attribute_of[j]` is the column of direction j's own attribute (None for an unsupervised direction; by default
+    direction j is attribute j). Returns, per direction: the mean score of its own attribute at each amount, the change
+    from amount 0 and the share of faces at or above the threshold (attribute directions only); the prevalence of
+    every attribute at each amount; and the three other attributes whose mean score moves most at the largest
+    amount."""
+    if attribute_of is None:
+        attribute_of = list(range(len(vectors)))
     base = score(generate(z))
     out = []
     top = _side_effect_amount(amounts)
-    for j in range(len(names)):
-        mean, rate, at_top = [], [], None
-        for a in amounts:
-            s = base if a == 0 else score(generate((z + a * vectors[j][None, :]).astype(np.float32)))
-            mean.append(float(np.mean(s[:, j])))
-            rate.append(float(np.mean(s[:, j] >= threshold)))
-            if a == top:
-                at_top = s
-        zero = float(np.mean(base[:, j]))
+    for j, own in enumerate(attribute_of):
+        per_amount = [base if a == 0 else score(generate((z + a * vectors[j][None, :]).astype(np.float32)))
+                      for a in amounts]
+        at_top = per_amount[list(amounts).index(top)]
+        change = np.mean(at_top, 0) - np.mean(base, 0)
         others = {}
-        if at_top is not None:
-            change = np.mean(at_top, 0) - np.mean(base, 0)
-            for k in np.argsort(-np.abs(change)):
-                if k != j and len(others) < 3:
-                    others[names[k]] = round(float(change[k]), 4)
-        out.append({
-            "amounts": [float(a) for a in amounts],
-            "mean_score": [round(v, 4) for v in mean],
-            "delta": [round(v - zero, 4) for v in mean],
-            "positive_rate": [round(v, 4) for v in rate],
+        for k in np.argsort(-np.abs(change), kind="stable"):
+            if k != own and len(others) < 3:
+                others[names[k]] = round(float(change[k]), 4)
+        entry: dict[str, Any] = {"amounts": [float(a) for a in amounts]}
+        if own is not None:
+            mean = [float(np.mean(s[:, own])) for s in per_amount]
+            zero = float(np.mean(base[:, own]))
+            entry.update({
+                "mean_score": [round(v, 4) for v in mean],
+                "delta": [round(v - zero, 4) for v in mean],
+                "positive_rate": [round(float(np.mean(s[:, own] >= threshold)), 4) for s in per_amount],
+            })
+        entry.update({
             "side_effects_at": float(top),
             "side_effects": others,
+            "prevalence": {name: [round(float(np.mean(s[:, k] >= threshold)), 4) for s in per_amount]
+                           for k, name in enumerate(names)},
         })
+        out.append(entry)
     return out
 
 
@@ -406,11 +438,243 @@ def _side_effect_amount(amounts: Sequence[float]) -> float:
     return max(positive) if positive else max(amounts, key=abs)
 
 
+# -- boundary, conditional and SeFa directions ------------------------------------------------------------------------
+def _sides(scores: np.ndarray, threshold: float, min_group: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Masks (with, without) of the samples: by the threshold, or the top/bottom deciles by score when one side has
+    fewer than `min_group` samples."""
+    with_attr = scores >= threshold
+    n_with = int(with_attr.sum())
+    if n_with >= min_group and len(scores) - n_with >= min_group:
+        return with_attr, ~with_attr, "threshold"
+    k = max(min_group, len(scores) // 10)
+    order = np.argsort(scores, kind="stable")
+    with_attr = np.zeros(len(scores), bool)
+    with_attr[order[-k:]] = True
+    without = np.zeros(len(scores), bool)
+    without[order[:k]] = True
+    return with_attr, without, "deciles"
+
+
+def fit_boundary(z: np.ndarray, scores: np.ndarray, threshold: float = 0.5, min_group: int = 10, l2: float = 1.0,
+                 iterations: int = 50) -> tuple[np.ndarray, dict[str, Any]]:
+    """InterFaceGAN's boundary: the unit normal n of a linear classifier w·z + b separating the samples that have
+    the attribute (score ≥ threshold) from those that have not. Logistic regression fitted by Newton's method
+    (exact, no learning rate), classes weighted to equal total weight, L2 penalty `l2` on w. Returns n and
+    {split, with, without, accuracy (balanced, on the fit samples), offset = −b/|w| (where the boundary crosses the
+    normal, in σ), iterations}."""
+    with_attr, without, split = _sides(scores, threshold, min_group)
+    keep = with_attr | without
+    x = np.asarray(z[keep], np.float64)
+    y = with_attr[keep].astype(np.float64)
+    n, dim = x.shape
+    weight = np.where(y > 0.5, n / (2.0 * max(y.sum(), 1.0)), n / (2.0 * max(n - y.sum(), 1.0)))
+    xb = np.concatenate([x, np.ones((n, 1))], 1)
+    penalty = np.full(dim + 1, float(l2))
+    penalty[-1] = 0.0  # the bias is not penalised
+    w = np.zeros(dim + 1)
+    done = 0
+    while done < iterations:
+        done += 1
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        gradient = xb.T @ (weight * (p - y)) + penalty * w
+        hessian = (xb * (weight * p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.max(np.abs(step)) < 1e-7:
+            break
+    normal = w[:dim]
+    norm = float(np.linalg.norm(normal))
+    if norm < 1e-12:
+        raise ValueError("the boundary is degenerate: the two sides cannot be told apart linearly in z")
+    predicted = xb @ w >= 0
+    tpr = float(np.mean(predicted[y > 0.5])) if (y > 0.5).any() else 0.0
+    tnr = float(np.mean(~predicted[y < 0.5])) if (y < 0.5).any() else 0.0
+    return (normal / norm).astype(np.float32), {
+        "split": split, "with": int(with_attr.sum()), "without": int(without.sum()),
+        "accuracy": round((tpr + tnr) / 2, 4), "offset": round(float(-w[-1] / norm), 4), "iterations": done,
+        "l2": float(l2)}
+
+
+def conditional_direction(primary: np.ndarray, fixed: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, float]:
+    """InterFaceGAN's conditional manipulation: `primary` with the span of the `fixed` normals projected out,
+    scaled to unit length, and the cosine between it and `primary` (how much of the edit is left). Moving along it
+    leaves every fixed attribute's linear score n_k·z unchanged. Raises ValueError when `primary` lies (nearly) in
+    the span of the fixed normals."""
+    primary = np.asarray(primary, np.float64)
+    fixed_arr = np.asarray(fixed, np.float64).reshape(-1, primary.shape[0])
+    if len(fixed_arr):
+        basis, singular, _ = np.linalg.svd(fixed_arr.T, full_matrices=False)  # orthonormal basis of the span
+        basis = basis[:, singular > 1e-8 * max(float(singular.max()), 1e-300)]
+        residual = primary - basis @ (basis.T @ primary)
+    else:
+        residual = primary
+    norm = float(np.linalg.norm(residual))
+    if norm < 1e-6 * max(float(np.linalg.norm(primary)), 1e-12):
+        raise ValueError("the direction lies in the span of the fixed attributes' normals: nothing is left to move")
+    vector = residual / norm
+    cosine = float(vector @ primary / max(float(np.linalg.norm(primary)), 1e-12))
+    return vector.astype(np.float32), cosine
+
+
+def sefa_directions(kernel: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """SeFa (closed-form factorization): the top-`k` unit eigenvectors of AᵀA and their eigenvalues, where A maps z
+    to G's first feature map. `kernel` is that layer's Keras kernel, [z_dim, out] (y = z @ kernel, so A = kernelᵀ and
+    AᵀA = kernel·kernelᵀ). Each vector's sign is fixed so that its largest-magnitude component is positive."""
+    kernel = np.asarray(kernel, np.float64)
+    values, vectors = np.linalg.eigh(kernel @ kernel.T)
+    order = np.argsort(values)[::-1][:k]
+    vectors = vectors[:, order].T
+    signs = np.sign(vectors[np.arange(len(vectors)), np.argmax(np.abs(vectors), 1)])
+    return (vectors * signs[:, None]).astype(np.float32), values[order]
+
+
+def projection_kernel(module: Any, z_dim: int) -> np.ndarray:
+    """The kernel of G's first projection in a loaded generator SavedModel, as [z_dim, out]: the Dense kernel
+    [z_dim, out] (dcgan.model's `project`), or a first ConvTranspose kernel [k, k, out, z_dim] flattened to
+    [z_dim, k·k·out]. Found among the module's variables by shape (a name with "project" wins a tie)."""
+    candidates = []
+    # A loaded SavedModel keeps the tracked list (dcgan.export.GeneratorModule.generator_variables), not tf.Module's
+    # `variables` property.
+    variables = getattr(module, "generator_variables", None) or getattr(module, "variables", ())
+    for v in variables:
+        shape = tuple(v.shape)
+        if len(shape) == 2 and shape[0] == z_dim:
+            candidates.append((v, np.asarray(v.numpy())))
+        elif len(shape) == 4 and shape[-1] == z_dim:
+            candidates.append((v, np.transpose(np.asarray(v.numpy()), (3, 0, 1, 2)).reshape(z_dim, -1)))
+    if not candidates:
+        raise ValueError(f"no first-layer kernel taking z of length {z_dim} among the SavedModel's variables")
+    named = [c for c in candidates if "project" in c[0].name]
+    return (named or candidates)[0][1]
+
+
+# -- quality: success and leakage -------------------------------------------------------------------------------------
+def direction_quality(effect: Mapping[str, Any], own: str | None, judged: Sequence[str],
+                      amount: float = 2.0) -> dict[str, Any]:
+    """Success and leakage of one direction from its measured effect (`measure_effect`) at `amount`:
+    success = share of faces with its own attribute after the move (attribute directions), leakage = mean |Δ
+    prevalence| over the other `judged` attributes, with the largest of those changes; for a direction without an
+    attribute (SeFa), the three largest prevalence changes."""
+    amounts = list(effect["amounts"])
+    if amount not in amounts or 0.0 not in amounts:
+        raise ValueError(f"the effect was measured at {amounts}; quality needs 0 and {amount:+g}")
+    i, zero = amounts.index(amount), amounts.index(0.0)
+    prevalence = effect["prevalence"]
+    change = {name: prevalence[name][i] - prevalence[name][zero] for name in judged if name in prevalence}
+    out: dict[str, Any] = {"amount": float(amount)}
+    if own is not None:
+        out["before"] = prevalence[own][zero]
+        out["success"] = prevalence[own][i]
+    others = {k: v for k, v in change.items() if k != own}
+    out["leakage"] = round(float(np.mean(np.abs(list(others.values())))), 4) if others else None
+    ranked = sorted(others.items(), key=lambda kv: -abs(kv[1]))
+    out["largest_leaks"] = {k: round(v, 4) for k, v in ranked[:3]}
+    return out
+
+
+def reliable_attributes(doc: Mapping[str, Any], min_balanced_accuracy: float | None = None) -> list[str]:
+    """The attributes whose classifier reaches the held-out balanced accuracy (default: the document's
+    `reliable_accuracy`, else 0.8)."""
+    if min_balanced_accuracy is None:
+        min_balanced_accuracy = float(doc.get("config", {}).get("reliable_accuracy", 0.8))
+    out = []
+    for name, entry in doc["attributes"].items():
+        bal = (entry.get("classifier") or {}).get("balanced_accuracy")
+        if bal is not None and bal >= min_balanced_accuracy:
+            out.append(name)
+    return out
+
+
+def quality_table(doc: Mapping[str, Any], amount: float | None = None,
+                  min_balanced_accuracy: float | None = None) -> dict[str, Any]:
+    """The success/leakage matrix of a directions document (its stored effects, or effects measured afresh put in
+    the same shape): rows = reliable attributes, columns = mean_difference / boundary / conditional; plus each SeFa
+    direction's largest prevalence changes (over the reliable attributes)."""
+    if amount is None:
+        amount = float(doc.get("config", {}).get("quality_amount", 2.0))
+    judged = reliable_attributes(doc, min_balanced_accuracy)
+    rows: dict[str, dict[str, Any]] = {name: {} for name in judged}
+    sefa: dict[str, Any] = {}
+    for name, entry in directions_of(doc).items():
+        if entry["kind"] == "sefa":
+            sefa[name] = direction_quality(entry["effect"], None, judged, amount)
+        elif entry.get("attribute") in rows:
+            rows[entry["attribute"]][entry["kind"]] = direction_quality(entry["effect"], entry["attribute"], judged,
+                                                                        amount)
+    return {"amount": amount, "judged": judged, "rows": rows, "sefa": sefa,
+            "goals": {"success": ">= 0.9", "leakage": "<= 0.1"}}
+
+
+def format_quality(table: Mapping[str, Any]) -> str:
+    """The matrix as text: per reliable attribute and kind, prevalence before → success after +amount, leakage."""
+    kinds = ("mean_difference", "boundary", "conditional")
+    head = f"{'attribute':<14} {'before':>6}  " + "  ".join(f"{k:>22}" for k in kinds)
+    lines = [f"success / leakage after {table['amount']:+g} σ (goals: success >= 0.9, leakage <= 0.1; leakage over "
+             f"the other reliable attributes: {', '.join(table['judged']) or 'none'})", head, "-" * len(head)]
+    for name, row in table["rows"].items():
+        before = next((q["before"] for q in row.values()), None)
+        cells = []
+        for kind in kinds:
+            q = row.get(kind)
+            cells.append(f"{'-':>22}" if q is None else
+                         f"{q['success']:>9.2f} / {q['leakage'] if q['leakage'] is not None else float('nan'):<10.3f}")
+        lines.append(f"{name:<14} {before if before is not None else float('nan'):>6.2f}  " + "  ".join(cells))
+    if table["sefa"]:
+        lines.append("")
+        lines.append(f"SeFa (no attribute): largest prevalence changes after {table['amount']:+g} σ")
+        for name, q in table["sefa"].items():
+            lines.append(f"{name:<14} " + ", ".join(f"{k} {v:+.2f}" for k, v in q["largest_leaks"].items()))
+    return "\n".join(lines)
+
+
+def measure_quality(saved_model_dir: str, samples: int = 1000, seed: int = 1000, amount: float | None = None,
+                    directions_path: str | None = None, classifier_dir: str | None = None) -> dict[str, Any]:
+    """The success/leakage matrix of a model's stored directions measured afresh: `samples` new z (numpy
+    default_rng(seed), a seed the directions step did not use), each direction applied at 0 and +amount, the faces
+    scored by the exported attribute classifier (no training code). Returns quality_table(...) plus `samples`,
+    `seed` and the base prevalence of every attribute (`base_scores` kept for satisfaction rates)."""
+    from dcgan import images as imlib
+    from dcgan.export import LoadedGenerator
+
+    directions_path = directions_path or fileio.join(saved_model_dir, DIRECTIONS_FILE)
+    doc = read_directions(directions_path)
+    classifier = AttributeClassifier(classifier_dir or classifier_path_for(directions_path))
+    generator = LoadedGenerator(saved_model_dir)
+    if generator.z_dim != doc["z_dim"]:
+        raise DirectionsFileError(f"{directions_path} is for z of length {doc['z_dim']}, the model takes "
+                                  f"{generator.z_dim}")
+    if amount is None:
+        amount = float(doc.get("config", {}).get("quality_amount", 2.0))
+    names = classifier.names
+    column = {n: j for j, n in enumerate(names)}
+    entries = directions_of(doc)
+    z = np.random.default_rng(seed).standard_normal((samples, generator.z_dim)).astype(np.float32)
+
+    def generate(batch: np.ndarray) -> np.ndarray:
+        return _to_unit_range(imlib.to_uint8(generator.images(batch)))
+
+    vectors = np.stack([np.asarray(e["vector"], np.float32) for e in entries.values()])
+    effects = measure_effect(generate, classifier.scores, z, vectors, (0.0, amount), names, classifier.threshold,
+                             [column.get(e.get("attribute")) if e.get("attribute") else None
+                              for e in entries.values()])
+    fresh = {**doc, "directions": {name: {**entry, "effect": effect}
+                                   for (name, entry), effect in zip(entries.items(), effects)}}
+    table = quality_table(fresh, amount)
+    base = classifier.scores(generate(z))
+    table.update(samples=samples, seed=seed, base_scores=base, names=names, threshold=classifier.threshold,
+                 base_prevalence={n: round(float(np.mean(base[:, j] >= classifier.threshold)), 4)
+                                  for j, n in enumerate(names)})
+    return table
+
+
 # -- the whole computation --------------------------------------------------------------------------------------------
 def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_files: Sequence[str] = (),
-                       config: DirectionsConfig | None = None) -> dict[str, Any]:
-    """Train the classifier on the real labelled data, fit a direction per attribute on generated samples, measure
-    the effect on fresh samples. Returns the directions.json document (not written; see `write_directions`)."""
+                       config: DirectionsConfig | None = None,
+                       export_classifier_to: str | None = None) -> dict[str, Any]:
+    """Train the classifier on the real labelled data, fit the directions of every kind on generated samples,
+    measure their effect on fresh samples. Returns the directions.json document (not written; see
+    `write_directions`). With `export_classifier_to` (normally `<saved_model_dir>/assets.extra/attribute_classifier`,
+    `default_classifier_dir`), the classifier is exported there as a SavedModel."""
     from dcgan import images as imlib
     from dcgan.export import LoadedGenerator
 
@@ -459,33 +723,70 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
     z_fit = np.random.default_rng(config.seed).standard_normal((config.samples, z_dim)).astype(np.float32)
     log.info("directions: labelling %d generated samples", config.samples)
     fit_scores = score(generate(z_fit))
-    vectors, fits = [], []
-    for j in range(len(attributes)):
-        vector, info = fit_direction(z_fit, fit_scores[:, j], config.threshold, config.min_group)
-        vectors.append(vector)
-        fits.append(info)
-    vectors_arr = np.stack(vectors)
-    z_eval = np.random.default_rng(config.seed + 1).standard_normal((config.eval_samples, z_dim)).astype(np.float32)
-    log.info("directions: measuring the effect of %d directions on %d fresh samples", len(names), config.eval_samples)
-    effects = measure_effect(generate, score, z_eval, vectors_arr, config.amounts, names, config.threshold)
+    classifier_metrics = {
+        name: (heldout_metrics(y[data.heldout, j], heldout_scores[:, j], config.threshold)
+               if heldout_scores is not None else {"n": 0}) for j, name in enumerate(names)}
+    reliable = [n for n in names if (classifier_metrics[n].get("balanced_accuracy") or 0) >= config.reliable_accuracy]
+    if heldout_scores is None:
+        reliable = list(names)
 
+    entries: dict[str, dict[str, Any]] = {}
+    normals: dict[str, np.ndarray] = {}
+    for j, name in enumerate(names):
+        vector, info = fit_direction(z_fit, fit_scores[:, j], config.threshold, config.min_group)
+        entries[name] = {"kind": "mean_difference", "attribute": name, "vector": vector, "fit": info}
+        normal, info = fit_boundary(z_fit, fit_scores[:, j], config.threshold, config.min_group, config.boundary_l2)
+        normals[name] = normal
+        entries[name + KIND_SUFFIX["boundary"]] = {"kind": "boundary", "attribute": name, "vector": normal,
+                                                   "fit": info}
+    for name in names:
+        fixed = [n for n in reliable if n != name]
+        try:
+            vector, cosine = conditional_direction(normals[name], [normals[n] for n in fixed])
+        except ValueError as e:
+            log.info("directions: no conditional direction for %s: %s", name, e)
+            continue
+        entries[name + KIND_SUFFIX["conditional"]] = {"kind": "conditional", "attribute": name, "vector": vector,
+                                                      "fixed": fixed, "cosine_to_boundary": round(cosine, 4)}
+    try:
+        kernel = projection_kernel(generator.module, z_dim)
+        sefa, eigenvalues = sefa_directions(kernel, config.sefa_components)
+        total = float(np.sum(np.square(kernel))) or 1.0  # the trace of AᵀA = the sum of all its eigenvalues
+    except ValueError as e:
+        log.info("directions: no SeFa directions: %s", e)
+        sefa, eigenvalues, total = np.zeros((0, z_dim), np.float32), np.zeros(0), 1.0
+    for k, (vector, value) in enumerate(zip(sefa, eigenvalues)):
+        entries[f"SeFa {k + 1}"] = {"kind": "sefa", "attribute": None, "vector": vector,
+                                    "eigenvalue": round(float(value), 6), "rank": k + 1}
+
+    z_eval = np.random.default_rng(config.seed + 1).standard_normal((config.eval_samples, z_dim)).astype(np.float32)
+    log.info("directions: measuring the effect of %d directions on %d fresh samples", len(entries),
+             config.eval_samples)
+    column = {name: j for j, name in enumerate(names)}
+    amounts = sorted(set(config.amounts) | {0.0, float(config.quality_amount)})  # quality needs 0 and its amount
+    effects = measure_effect(generate, score, z_eval, np.stack([e["vector"] for e in entries.values()]),
+                             amounts, names, config.threshold,
+                             [None if e["attribute"] is None else column[e["attribute"]] for e in entries.values()])
+    for entry, effect in zip(entries.values(), effects):
+        entry["effect"] = effect
+        entry["vector"] = [round(float(v), 7) for v in entry["vector"]]
+
+    cooccurrence = label_cooccurrence(y[train])
     result_attributes: dict[str, Any] = {}
     for j, attribute in enumerate(attributes):
         real = y[train, j]
         known_real = real[real >= 0]
         result_attributes[attribute.name] = {
             "definition": attribute.definition,
-            "vector": [round(float(v), 7) for v in vectors_arr[j]],
-            "classifier": (heldout_metrics(y[data.heldout, j], heldout_scores[:, j], config.threshold)
-                           if heldout_scores is not None else {"n": 0}),
+            "classifier": classifier_metrics[attribute.name],
+            "reliable": attribute.name in reliable,
             "positive_rate": {
                 "real": round(float(np.mean(known_real > 0.5)), 4) if len(known_real) else None,
                 "generated": round(float(np.mean(fit_scores[:, j] >= config.threshold)), 4),
             },
-            "fit": fits[j],
-            "effect": effects[j],
+            "normal": [round(float(v), 7) for v in normals[attribute.name]],
         }
-    return {
+    doc = {
         "format": FORMAT,
         "z_dim": int(z_dim),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -496,17 +797,137 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
         "data": {"description": data.description, "train_examples": int(train.sum()),
                  "heldout_examples": int(data.heldout.sum()), "heldout": data.heldout_rule},
         "classifier": {"architecture": "3 x (conv3x3 + LeakyReLU + maxpool) -> dropout -> sigmoid per attribute",
-                       "input": f"{height}x{height}x{channels} in [-1, 1]", **training},
-        "method": ("direction = normalise(mean z(with) - mean z(without)) over generated samples labelled by the "
-                   "classifier; effect measured on fresh samples"),
+                       "input": f"{height}x{height}x{channels} in [-1, 1]", "saved_model": CLASSIFIER_DIR,
+                       **training},
+        "method": {
+            "mean_difference": "normalise(mean z(with) - mean z(without)) over generated samples labelled by the "
+                               "classifier",
+            "boundary": "unit normal of a class-balanced L2 logistic regression separating the labelled samples' z "
+                        "(InterFaceGAN)",
+            "conditional": "the boundary normal with the normals of the other reliable attributes projected out "
+                           "(InterFaceGAN conditional manipulation); `fixed` names them",
+            "sefa": "top eigenvectors of A^T A, A = the generator's first projection (SeFa); unsupervised",
+            "effect": "measured on fresh samples (eval_seed)",
+        },
         "config": {**asdict(config), "amounts": list(config.amounts)},
         "samples": {"fit": config.samples, "fit_seed": config.seed, "eval": config.eval_samples,
                     "eval_seed": config.seed + 1, "z": "numpy default_rng(seed).standard_normal"},
-        "amounts": [float(a) for a in config.amounts],
+        "amounts": [float(a) for a in amounts],
         "attributes": result_attributes,
+        "directions": entries,
+        "sefa": {"components": len(sefa), "explained": [round(float(v) / total, 4) for v in eigenvalues]},
         "skipped": skipped,
-        "seconds": round(time.monotonic() - started, 1),
     }
+    doc["quality"] = quality_table(doc)
+    if export_classifier_to:
+        export_attribute_classifier(model, names, export_classifier_to, {
+            "threshold": config.threshold, "classifier": classifier_metrics, "reliable": reliable,
+            "cooccurrence": cooccurrence, "image_shape": [int(height), int(height), int(channels)]})
+        doc["classifier"]["saved_model"] = (CLASSIFIER_DIR if export_classifier_to == fileio.join(
+            saved_model_dir, CLASSIFIER_DIR) else export_classifier_to)
+    doc["seconds"] = round(time.monotonic() - started, 1)
+    return doc
+
+
+def label_cooccurrence(y: np.ndarray) -> dict[str, Any]:
+    """counts[a][b] = [[n(a=0,b=0), n(a=0,b=1)], [n(a=1,b=0), n(a=1,b=1)]] over the examples where both are known
+    (labels −1 = unknown are left out), and n[a] = [n(a=0), n(a=1)]. Used to tell contradictory specifications."""
+    known = y >= 0
+    ones = (y > 0.5) & known
+    zeros = (y < 0.5) & known
+    sides = (zeros.astype(np.int64), ones.astype(np.int64))
+    counts = np.zeros((y.shape[1], y.shape[1], 2, 2), np.int64)
+    for va in (0, 1):
+        for vb in (0, 1):
+            counts[:, :, va, vb] = sides[va].T @ sides[vb]
+    return {"n": [[int(zeros[:, j].sum()), int(ones[:, j].sum())] for j in range(y.shape[1])],
+            "counts": counts.tolist()}
+
+
+# -- the exported attribute classifier ---------------------------------------------------------------------------------
+def export_attribute_classifier(model, names: Sequence[str], out_dir: str, info: Mapping[str, Any]) -> str:
+    """Write the Keras attribute classifier as a SavedModel (signature `serving_default`: `images` float32
+    [N, H, W, C] in [-1, 1] → `scores` float32 [N, A]) with `assets.extra/attributes.json` (format
+    dcgan-attribute-classifier/1: the attribute names in score order, threshold, held-out metrics, co-occurrence of
+    the real labels). Written to a temporary sibling and renamed into place (object stores: uploaded, the
+    SavedModel's .pb last)."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from dcgan.export import _tf_variable
+
+    size, _, channels = info["image_shape"]
+
+    class AttributeClassifierModule(tf.Module):
+        def __init__(self):
+            super().__init__(name="attribute_classifier")
+            self.classifier_variables = [_tf_variable(v) for v in model.variables]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, channels], tf.float32, name="images")])
+        def serving_default(self, images):
+            with tf.control_dependencies([tf.debugging.assert_all_finite(images, "images must be finite")]):
+                images = tf.identity(images)
+            return {"scores": tf.cast(model(images, training=False), tf.float32)}
+
+    module = AttributeClassifierModule()
+    meta = {"format": CLASSIFIER_FORMAT, "attributes": list(names), "input": "images in [-1, 1]", **info}
+    with tempfile.TemporaryDirectory(prefix="dcgan-classifier-") as local:
+        folder = os.path.join(local, "classifier")
+        tf.saved_model.save(module, folder, signatures={"serving_default": module.serving_default})
+        os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
+        with open(os.path.join(folder, CLASSIFIER_INFO), "w") as f:
+            json.dump(meta, f, indent=1)
+        if fileio.is_remote(out_dir):
+            if fileio.exists(out_dir):
+                fileio.remove_tree(out_dir)
+            return fileio.upload_tree(folder, out_dir)
+        import shutil
+
+        out_dir = os.path.abspath(out_dir)
+        os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(folder, tmp)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+        return out_dir
+
+
+class AttributeClassifier:
+    """An exported attribute classifier, loaded without any training code: `names`, `threshold`, `info` (its
+    attributes.json) and `scores(images)` for images in [-1, 1]."""
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        info_path = fileio.join(path, CLASSIFIER_INFO)
+        if not fileio.exists(fileio.join(path, "saved_model.pb")) or not fileio.exists(info_path):
+            raise DirectionsFileError(f"{path} is not an exported attribute classifier (no saved_model.pb and "
+                                      f"{CLASSIFIER_INFO})")
+        with fileio.open_file(info_path) as f:
+            self.info = json.load(f)
+        if self.info.get("format") != CLASSIFIER_FORMAT:
+            raise DirectionsFileError(f"{info_path} is not a {CLASSIFIER_FORMAT} file")
+        self.path = path
+        self.names: list[str] = list(self.info["attributes"])
+        self.threshold = float(self.info.get("threshold", 0.5))
+        self._module = tf.saved_model.load(path)
+        self._signature = self._module.signatures["serving_default"]
+
+    def scores(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        import tensorflow as tf
+
+        out = [self._signature(images=tf.constant(images[i:i + batch_size], tf.float32))["scores"].numpy()
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.names)), np.float32)
+
+
+def classifier_path_for(directions_path: str) -> str:
+    """Where the attribute classifier of a directions.json lives: beside it (assets.extra/attribute_classifier)."""
+    return fileio.join(directions_path.rsplit("/", 1)[0] if fileio.is_remote(directions_path)
+                       else os.path.dirname(directions_path), os.path.basename(CLASSIFIER_DIR))
 
 
 def _probe_shape(generator) -> list[int]:
@@ -527,14 +948,40 @@ def compute_and_store_directions(saved_model_dir: str, train_files: Sequence[str
     labelled training data and store them beside it. Raises NoAttributeLabels when the data has no usable labels."""
     if isinstance(config, Mapping):
         config = DirectionsConfig.from_dict(config)
-    result = compute_directions(saved_model_dir, train_files, eval_files, config)
+    result = compute_directions(saved_model_dir, train_files, eval_files, config,
+                                export_classifier_to=default_classifier_dir(saved_model_dir))
     return write_directions(saved_model_dir, result), result
 
 
+def default_classifier_dir(saved_model_dir: str) -> str:
+    return fileio.join(saved_model_dir, CLASSIFIER_DIR)
+
+
 # -- reading ----------------------------------------------------------------------------------------------------------
+def directions_of(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The named directions of a document: its `directions` (/2), or — for a /1 file — its attributes' vectors as
+    mean-difference directions."""
+    if isinstance(doc.get("directions"), dict):
+        return doc["directions"]
+    return {name: {"kind": "mean_difference", "attribute": name, **entry}
+            for name, entry in doc.get("attributes", {}).items()}
+
+
+def _check_vector(path: str, what: str, vector: Any, dim: int) -> None:
+    if not isinstance(vector, list) or len(vector) != dim:
+        raise DirectionsFileError(f"{path}: the vector of {what} must be a list of {dim} numbers")
+    try:
+        array = np.asarray(vector, np.float64)
+    except (TypeError, ValueError) as e:
+        raise DirectionsFileError(f"{path}: the vector of {what} must be a list of {dim} numbers") from e
+    if not np.all(np.isfinite(array)):
+        raise DirectionsFileError(f"{path}: the vector of {what} is not finite")
+
+
 def read_directions(path: str, z_dim: int | None = None) -> dict[str, Any]:
-    """Load and check a directions.json: known format, every vector of length z_dim, finite. Raises
-    DirectionsFileError with the reason otherwise."""
+    """Load and check a directions.json (format /2, or /1): every vector of length z_dim and finite, every kind
+    known. A /1 document is returned in the /2 shape (`directions` = its attributes as mean-difference directions;
+    `format` still says /1). Raises DirectionsFileError with the reason otherwise."""
     try:
         with fileio.open_file(path) as f:
             doc = json.load(f)
@@ -542,9 +989,9 @@ def read_directions(path: str, z_dim: int | None = None) -> dict[str, Any]:
         raise DirectionsFileError(f"cannot read {path}: {e.strerror or e}") from e
     except json.JSONDecodeError as e:
         raise DirectionsFileError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_V1):
         found = doc.get("format") if isinstance(doc, dict) else None
-        raise DirectionsFileError(f"{path} is not a {FORMAT} file (format: {found!r})")
+        raise DirectionsFileError(f"{path} is not a {FORMAT} (or {FORMAT_V1}) file (format: {found!r})")
     dim = doc.get("z_dim")
     if not isinstance(dim, int) or dim <= 0:
         raise DirectionsFileError(f"{path}: z_dim must be a positive integer")
@@ -553,40 +1000,57 @@ def read_directions(path: str, z_dim: int | None = None) -> dict[str, Any]:
     attributes = doc.get("attributes")
     if not isinstance(attributes, dict):
         raise DirectionsFileError(f"{path}: 'attributes' must be an object")
+    if doc["format"] == FORMAT_V1:
+        for name, entry in attributes.items():
+            _check_vector(path, repr(name), entry.get("vector") if isinstance(entry, dict) else None, dim)
+        doc["directions"] = directions_of(doc)
+        return doc
+    directions = doc.get("directions")
+    if not isinstance(directions, dict):
+        raise DirectionsFileError(f"{path}: 'directions' must be an object")
     for name, entry in attributes.items():
-        vector = entry.get("vector") if isinstance(entry, dict) else None
-        if not isinstance(vector, list) or len(vector) != dim:
-            raise DirectionsFileError(f"{path}: the vector of {name!r} must be a list of {dim} numbers")
-        try:
-            array = np.asarray(vector, np.float64)
-        except (TypeError, ValueError) as e:
-            raise DirectionsFileError(f"{path}: the vector of {name!r} must be a list of {dim} numbers") from e
-        if not np.all(np.isfinite(array)):
-            raise DirectionsFileError(f"{path}: the vector of {name!r} is not finite")
+        if not isinstance(entry, dict):
+            raise DirectionsFileError(f"{path}: attribute {name!r} must be an object")
+        if "normal" in entry:
+            _check_vector(path, f"the boundary normal of {name!r}", entry["normal"], dim)
+    for name, entry in directions.items():
+        if not isinstance(entry, dict):
+            raise DirectionsFileError(f"{path}: direction {name!r} must be an object")
+        if entry.get("kind") not in KINDS:
+            raise DirectionsFileError(f"{path}: direction {name!r} has kind {entry.get('kind')!r}; known: "
+                                      f"{', '.join(KINDS)}")
+        if entry["kind"] != "sefa" and entry.get("attribute") not in attributes:
+            raise DirectionsFileError(f"{path}: direction {name!r} names attribute {entry.get('attribute')!r}, "
+                                      "which is not in 'attributes'")
+        _check_vector(path, repr(name), entry.get("vector"), dim)
     return doc
 
 
 def format_report(result: Mapping[str, Any]) -> str:
-    """A text table: per attribute, held-out classifier accuracy, positive rates, and the score change at each
-    amount (the effect)."""
+    """A text table: per direction (grouped by kind), held-out classifier accuracy, positive rates, and the score
+    change at each amount (the effect); then the success/leakage matrix."""
     amounts = [a for a in result["amounts"] if a != 0]
-    head = (f"{'attribute':<14} {'acc':>5} {'bal':>5} {'real+':>6} {'gen+':>6} "
+    head = (f"{'direction':<26} {'acc':>5} {'bal':>5} {'real+':>6} {'gen+':>6} "
             + " ".join(f"{a:>+6g}" for a in amounts)
             + f"   most entangled (at {_side_effect_amount(result['amounts']):+g})")
     lines = [head, "-" * len(head)]
-    for name, entry in result["attributes"].items():
-        c, rate, effect = entry["classifier"], entry["positive_rate"], entry["effect"]
-        deltas = dict(zip(effect["amounts"], effect["delta"]))
 
-        def pct(v):
-            return "   -" if v is None else f"{v:.2f}"
+    def pct(v):
+        return "   -" if v is None else f"{v:.2f}"
+    for name, entry in sorted(directions_of(result).items(), key=lambda kv: KINDS.index(kv[1]["kind"])):
+        attribute = result["attributes"].get(entry.get("attribute") or "", {})
+        c, rate, effect = attribute.get("classifier", {}), attribute.get("positive_rate", {}), entry["effect"]
+        deltas = dict(zip(effect["amounts"], effect.get("delta", [None] * len(effect["amounts"]))))
         side = ", ".join(f"{k} {v:+.2f}" for k, v in effect["side_effects"].items())
-        lines.append(f"{name:<14} {pct(c.get('accuracy')):>5} {pct(c.get('balanced_accuracy')):>5} "
-                     f"{pct(rate['real']):>6} {pct(rate['generated']):>6} "
-                     + " ".join(f"{deltas[a]:>+6.2f}" for a in amounts) + f"   {side}")
+        lines.append(f"{name:<26} {pct(c.get('accuracy')):>5} {pct(c.get('balanced_accuracy')):>5} "
+                     f"{pct(rate.get('real')):>6} {pct(rate.get('generated')):>6} "
+                     + " ".join("     -" if deltas[a] is None else f"{deltas[a]:>+6.2f}" for a in amounts)
+                     + f"   {side}")
     for name, reason in result.get("skipped", {}).items():
-        lines.append(f"{name:<14} skipped: {reason}")
+        lines.append(f"{name:<26} skipped: {reason}")
     lines.append("acc/bal: accuracy / balanced accuracy on held-out real examples; real+/gen+: share with the "
                  "attribute (real data / generated); columns ±a: change of the mean classifier score after moving "
-                 "fresh samples by a along the unit direction.")
+                 "fresh samples by a along the unit direction (SeFa: no attribute, see its side effects).")
+    if "quality" in result:
+        lines += ["", format_quality(result["quality"])]
     return "\n".join(lines)

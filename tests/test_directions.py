@@ -148,10 +148,36 @@ def test_dcgan_directions_writes_directions_json_beside_the_savedmodel(saved_mod
     assert {"Eyeglasses", "Smiling", "Facial_Hair"} <= set(doc["attributes"])
     assert "Bald" in doc["skipped"] and "too few" in doc["skipped"]["Bald"]  # 2 % of 160 faces: not enough
     for name, entry in doc["attributes"].items():
-        assert np.linalg.norm(entry["vector"]) == pytest.approx(1.0, abs=1e-5), name
+        assert np.linalg.norm(entry["normal"]) == pytest.approx(1.0, abs=1e-5), name
         assert entry["classifier"]["n"] == 40 and 0 <= entry["classifier"]["accuracy"] <= 1
         assert 0 < entry["positive_rate"]["real"] < 1 and 0 <= entry["positive_rate"]["generated"] <= 1
-        assert entry["effect"]["delta"][3] == 0.0 and len(entry["effect"]["mean_score"]) == 7
+        assert doc["directions"][name]["kind"] == "mean_difference"
+        assert doc["directions"][name + " · boundary"]["kind"] == "boundary"
+        np.testing.assert_allclose(doc["directions"][name + " · boundary"]["vector"], entry["normal"], atol=1e-6)
+    kinds = {}
+    for name, entry in doc["directions"].items():
+        kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+        assert np.linalg.norm(entry["vector"]) == pytest.approx(1.0, abs=1e-5), name
+        assert entry["effect"]["amounts"] == doc["amounts"] and set(entry["effect"]["prevalence"]) == set(
+            doc["attributes"])
+        if entry["kind"] != "sefa":
+            assert entry["effect"]["delta"][3] == 0.0 and len(entry["effect"]["mean_score"]) == 7
+        if entry["kind"] == "conditional":  # orthogonal to every normal it fixes
+            assert entry["attribute"] not in entry["fixed"]
+            for other in entry["fixed"]:
+                assert abs(np.dot(entry["vector"], doc["attributes"][other]["normal"])) < 1e-4
+    n = len(doc["attributes"])
+    assert kinds["mean_difference"] == kinds["boundary"] == n and kinds["sefa"] == 5
+    assert doc["sefa"]["components"] == 5 and 0 < sum(doc["sefa"]["explained"]) <= 1
+    assert doc["quality"]["amount"] == 2.0 and set(doc["quality"]["rows"]) <= set(doc["attributes"])
+    assert "success / leakage after +2" in out
+    # The exported classifier scores like the one that labelled the samples, without training code.
+    classifier = d.AttributeClassifier(os.path.join(saved_model, d.CLASSIFIER_DIR))
+    assert classifier.names == list(doc["attributes"]) and classifier.threshold == 0.5
+    scores = classifier.scores(np.zeros((3, 32, 32, 3), np.float32))
+    assert scores.shape == (3, n) and np.all((scores >= 0) & (scores <= 1))
+    counts = np.array(classifier.info["cooccurrence"]["counts"])
+    assert counts.shape == (n, n, 2, 2) and counts[0, 0].sum() == 160  # every training avatar has every flag
     # The classifier learned what glasses look like (held-out real avatars it never trained on).
     assert doc["attributes"]["Eyeglasses"]["classifier"]["balanced_accuracy"] > 0.75
 
@@ -172,10 +198,18 @@ def test_dcgan_directions_explains_data_without_labels(saved_model, tmp_path, ca
 
 def test_read_directions_rejects_broken_files(tmp_path):
     path = str(tmp_path / "d.json")
-    cases = [({"format": "other"}, "is not a dcgan-directions/1 file"),
-             ({"format": d.FORMAT, "z_dim": 3, "attributes": {"A": {"vector": [1, 2]}}}, "list of 3 numbers"),
-             ({"format": d.FORMAT, "z_dim": 2, "attributes": {"A": {"vector": [1, "x"]}}}, "list of 2 numbers"),
-             ({"format": d.FORMAT, "z_dim": 0, "attributes": {}}, "z_dim must be a positive integer")]
+    v1, v2 = d.FORMAT_V1, d.FORMAT
+    cases = [({"format": "other"}, "is not a dcgan-directions/2 \\(or dcgan-directions/1\\) file"),
+             ({"format": v1, "z_dim": 3, "attributes": {"A": {"vector": [1, 2]}}}, "list of 3 numbers"),
+             ({"format": v1, "z_dim": 2, "attributes": {"A": {"vector": [1, "x"]}}}, "list of 2 numbers"),
+             ({"format": v1, "z_dim": 0, "attributes": {}}, "z_dim must be a positive integer"),
+             ({"format": v2, "z_dim": 2, "attributes": {}}, "'directions' must be an object"),
+             ({"format": v2, "z_dim": 2, "attributes": {}, "directions": {"x": {"kind": "pca", "vector": [1, 0]}}},
+              "kind 'pca'; known: mean_difference, boundary, conditional, sefa"),
+             ({"format": v2, "z_dim": 2, "attributes": {}, "directions": {
+                 "x": {"kind": "boundary", "attribute": "A", "vector": [1, 0]}}}, "names attribute 'A'"),
+             ({"format": v2, "z_dim": 2, "attributes": {"A": {"normal": [1]}}, "directions": {}},
+              "the boundary normal of 'A' must be a list of 2 numbers")]
     for doc, message in cases:
         with open(path, "w") as f:
             json.dump(doc, f)
@@ -187,8 +221,18 @@ def test_read_directions_rejects_broken_files(tmp_path):
         d.read_directions(path)
     with pytest.raises(d.DirectionsFileError, match="takes 5"):
         with open(path, "w") as f:
-            json.dump({"format": d.FORMAT, "z_dim": 1, "attributes": {}}, f)
+            json.dump({"format": d.FORMAT, "z_dim": 1, "attributes": {}, "directions": {}}, f)
         d.read_directions(path, z_dim=5)
+
+
+def test_a_version_1_file_reads_as_mean_difference_directions(tmp_path):
+    path = str(tmp_path / "d.json")
+    with open(path, "w") as f:
+        json.dump({"format": d.FORMAT_V1, "z_dim": 2, "attributes": {"Smiling": {"vector": [0.6, 0.8]}}}, f)
+    doc = d.read_directions(path, z_dim=2)
+    assert doc["format"] == d.FORMAT_V1
+    assert doc["directions"] == {"Smiling": {"kind": "mean_difference", "attribute": "Smiling",
+                                             "vector": [0.6, 0.8]}}
 
 
 def test_directions_config_is_validated():

@@ -15,6 +15,8 @@ Every POST takes a JSON object and may name its target: `model` (default: --mode
 | `POST /api/move`              | `z`, `moves`: [{`direction` or `vector`, `amount`}]    | the moved face             |
 | `GET  /api/directions`        | `?model=&label=&version=`                              | directions and their effect|
 | `POST /api/directions/custom` | `with`, `without` (lists of z)                         | unit `vector`              |
+| `POST /api/specify`           | `constraints`, `n`, `seed`, `budget` (specify.py)      | `faces`, `satisfaction`    |
+| `POST /api/directions/conditional` | `attribute`, `fixed` (specify.py)                 | unit `vector`              |
 | `GET  /api/stats`             |                                                        | cache/batching counters    |
 
 Errors are `{"error": {"code", "message", "field"?}}`: 400 bad input, 404 unknown model/version or path,
@@ -370,7 +372,7 @@ async def move(body: Annotated[MoveBody, Depends(json_body(MoveBody))], backend:
         if m.direction is not None:
             if named is None:
                 found = backend.directions(resolved)
-                named = found["document"]["attributes"] if found["available"] else {}
+                named = found["document"]["directions"] if found["available"] else {}
                 note = found["note"]
             if m.direction not in named:
                 known = ", ".join(sorted(named)) or f"none ({note})"
@@ -395,9 +397,17 @@ async def directions(backend: Backend, target: QueryTarget) -> dict[str, Any]:
         doc = found["document"]
         top = max([abs(float(a)) for a in doc.get("amounts", [])] + [1.0])
         out.update(amount_range=[-top, top], method=doc.get("method"), created_at=doc.get("created_at"),
-                   classifier=doc.get("classifier"), data=doc.get("data"),
-                   directions=[{"name": name, **{k: v for k, v in entry.items() if k != "vector"}}
-                               for name, entry in doc["attributes"].items()])
+                   classifier=doc.get("classifier"), data=doc.get("data"), format=doc.get("format"),
+                   quality=doc.get("quality"),
+                   # each direction with its kind (mean_difference, boundary, conditional, sefa) and its attribute's
+                   # facts (definition, classifier, positive_rate); reliable attributes can be fixed (conditional)
+                   directions=[{"name": name, **{k: v for k, v in doc["attributes"].get(entry.get("attribute") or "",
+                                                                                        {}).items()
+                                                 if k not in ("vector", "normal")},
+                                **{k: v for k, v in entry.items() if k != "vector"}}
+                               for name, entry in doc["directions"].items()],
+                   attributes=[{"name": n, "reliable": e.get("reliable", True), "boundary": "normal" in e}
+                               for n, e in doc["attributes"].items()])
     return out
 
 
@@ -528,6 +538,8 @@ def create_app(config: StudioConfig, backend: ModelBackend | None = None) -> Fas
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, internal_error)
     app.include_router(router)
+    from serving.studio import specify  # attribute endpoints: /api/specify, /api/directions/conditional
+    app.include_router(specify.router)
     app.include_router(page)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

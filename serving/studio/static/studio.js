@@ -428,8 +428,12 @@ async function loadDirections() {
     const data = await api("/api/directions?" + targetQuery());
     const custom = state.directions.filter((d) => d.kind === "custom");
     state.amountRange = data.amount_range || [-3, 3];
-    const attributes = (data.directions || []).map((d) => ({ name: d.name, kind: "attribute", info: directionInfo(d) }));
+    // Sliders listed per kind (mean difference, boundary, conditional, SeFa); see specify.js for conditional ones.
+    const order = ["mean_difference", "boundary", "conditional", "sefa"];
+    const attributes = (data.directions || []).map((d) => ({ name: d.name, kind: "attribute", group: d.kind || "mean_difference", info: directionInfo(d) }))
+      .sort((a, b) => order.indexOf(a.group) - order.indexOf(b.group));
     state.directions = [...attributes, ...custom];
+    document.dispatchEvent(new CustomEvent("studio:directions", { detail: data }));
     $("directions-note").textContent = data.available
       ? `Attribute directions of version ${data.version} (${data.source === "file" ? "from --directions" : "stored with the model"}). Amounts are in standard deviations of z along each direction.`
       : (data.note || "No attribute directions.");
@@ -448,7 +452,11 @@ function directionInfo(d) {
     tip.push(`classifier on held-out real faces: accuracy ${c.accuracy}, balanced accuracy ${c.balanced_accuracy} (n=${c.n})`);
   }
   const e = d.effect;
-  if (e && e.amounts) {
+  if (e && e.amounts && !e.delta) {  // SeFa: no attribute of its own, only what changes
+    const side = Object.entries(e.side_effects || {}).map(([k, v]) => `${k} ${v >= 0 ? "+" : ""}${v.toFixed(2)}`);
+    parts.push("unsupervised" + (side.length ? ` · ${side.slice(0, 2).join(", ")} at +${e.side_effects_at}` : ""));
+  }
+  if (e && e.amounts && e.delta) {
     const i = e.amounts.indexOf(2);
     const j = i >= 0 ? i : e.amounts.length - 1;
     const delta = e.delta[j];
@@ -465,7 +473,13 @@ function directionInfo(d) {
 function renderSliders() {
   const box = $("sliders");
   const [lo, hi] = state.amountRange;
-  box.replaceChildren(...state.directions.map((d, i) => {
+  const kindTitles = { mean_difference: "mean difference", boundary: "boundary (InterFaceGAN)", conditional: "conditional (others fixed)", sefa: "SeFa (unsupervised)", custom: "yours" };
+  let lastGroup = null;
+  box.replaceChildren(...state.directions.flatMap((d, i) => {
+    const group = d.group || (d.kind === "custom" ? "custom" : "mean_difference");
+    const heading = group !== lastGroup ? [Object.assign(document.createElement("h4"), { className: "kind", textContent: kindTitles[group] || group })] : [];
+    if (heading.length) heading[0].dataset.kind = group;
+    lastGroup = group;
     const row = document.createElement("div");
     row.className = "slider " + d.kind;
     row.dataset.direction = d.name;
@@ -503,7 +517,8 @@ function renderSliders() {
       });
       info.append(" ", x);
     }
-    return row;
+    row.dataset.kind = group;
+    return [...heading, row];
   }));
 }
 
