@@ -48,8 +48,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "diffaugment": {"diffaugment": "color,translation,cutout"},
     "diffaugment_ct": {"diffaugment": "color,translation"},
     "ttur": {"learning_rate": 1e-4, "d_learning_rate": 4e-4},
+    "ttur_slow_d": {"d_learning_rate": 1e-4},
+    "ttur_fast_g": {"learning_rate": 4e-4, "d_learning_rate": 2e-4},
     "diffaugment_ttur": {"diffaugment": "color,translation,cutout", "learning_rate": 1e-4, "d_learning_rate": 4e-4},
     "avatars16k": {"avatars": 16000},
+    "diffaugment_16k": {"diffaugment": "color,translation,cutout", "avatars": 16000},
     "ema999": {"ema_decay": 0.999},
 }
 DEFAULT_OPTIONS = "baseline,diffaugment,ttur,avatars16k"

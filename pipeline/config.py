@@ -6,9 +6,9 @@ same thing by every training value. Every value can be overridden from the CLI w
 
 Presets:
   * smoke — CI: 160 avatars at 32×32, a very narrow DCGAN, a few dozen steps, FID at N=64 with a lenient gate.
-  * quick — the README demo (≤ 20 min on 2 CPU cores, evaluation included): 4,000 avatars at 32×32, the paper's
-            recipe (ngf=ndf=64, batch 64, Adam 2e-4/0.5), FID at N=1,000 with a gate that passes a trained model
-            and refuses an untrained one.
+  * quick — the README demo (≤ 12 min on 2 CPU cores, evaluation included): 4,000 avatars at 32×32, the paper's
+            recipe (ngf=ndf=64, batch 64, Adam 2e-4/0.5) with DiffAugment, FID at N=1,000 with a gate that passes a
+            trained model and refuses an untrained one.
   * standard — the seed's size on CPU (≤ 45 min on 2 cores, evaluation included): 4,000 avatars at 64×64, the
             paper's architecture at pytorch/examples' widths (ngf=ndf=64: G starts at 4×4×512), batch 64, Adam
             2e-4/0.5, EMA 0.995, FID at N=1,000.
@@ -33,9 +33,6 @@ from dcgan.directions import DirectionsConfig
 from dcgan.metrics.config import EvaluationConfig
 
 PRESETS = ("smoke", "quick", "standard", "full")
-# The standard preset's budget (see `preset("standard")`): 64×64 steps per 32×32 step, measured back to back.
-STANDARD_STEP_COST = 5.4
-STANDARD_STEPS = 3000
 BEAM_RUNNERS = ("direct", "multiprocess", "dask")
 INGEST_MODES = ("align", "center-crop", "none")
 
@@ -249,21 +246,24 @@ def preset(name: str) -> PipelineConfig:
         return PipelineConfig(
             preset="quick", root="runs/quick", data="avatars:4000:0",
             ingest=IngestSettings(eval_ratio=0.1),
-            # Calibration (2 cores): 3,000 steps ≈ 7 min; EMA 0.995 (with warm-up) scored FID 161.7 at N=1000 where
-            # the raw G scored 182.4 and a 0.999 EMA after 1,500 steps 268; an untrained G scores far above 250.
-            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=32, ngf=64, ndf=64), steps=3000,
+            # Calibration (2 cores): 3,000 paper steps ≈ 7 min; EMA 0.995 (with warm-up) scored FID 161.7 at N=1000
+            # where the raw G scored 182.4 and a 0.999 EMA after 1,500 steps 268; an untrained G scores far above 250.
+            # DiffAugment won at the same wall clock (bench/training_options.py: a step costs 1.113× → 2,694 steps;
+            # FID 151.5 vs 154.9, floor 35.06); TTUR and 16,000 avatars did not (README "Training options").
+            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=32, ngf=64, ndf=64), steps=2694,
                               batch_size=64, log_every=50, sample_every=500, checkpoint_every=500, num_samples=64,
-                              ema_decay=0.995),
+                              ema_decay=0.995, diffaugment="color,translation,cutout"),
             evaluation=EvaluationSettings(num_samples=1000, fid_threshold=250.0, max_fid_regression=25.0,
                                           memorization_reference=1000, kid_subsets=50, kid_subset_size=300))
     if name == "standard":
         return PipelineConfig(
             preset="standard", root="runs/standard", data="avatars:4000:0",
             ingest=IngestSettings(eval_ratio=0.1),
-            # Calibration: a 64×64 step costs STANDARD_STEP_COST× a 32×32 one (bench/train_throughput.py --size 32 vs
-            # 64, same run), so STANDARD_STEPS steps ≈ STANDARD_TRAIN_MINUTES min on a quiet 2-core machine, which
-            # leaves the rest of the 45 minutes to ingest, directions, evaluation and the infra check.
-            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=64, ngf=64, ndf=64), steps=STANDARD_STEPS,
+            # Calibration: a 64×64 step costs ~5.4× a 32×32 one (bench/train_throughput.py's worker at --size 32 and
+            # 64, alternating, same session), and quick's 3,000 steps take ≈ 7 min: 3,000 steps here ≈ 37 min on a
+            # quiet 2-core machine (README's 87.8 img/s at 64×64 gives 36.5), leaving ~8 min of the 45 for ingest,
+            # directions, the FID evaluation and the infra check (quick spends ~4.5 min on those).
+            train=TrainConfig(data="<from ingest>", model=ModelConfig(size=64, ngf=64, ndf=64), steps=3000,
                               batch_size=64, log_every=50, sample_every=500, checkpoint_every=500, num_samples=64,
                               ema_decay=0.995),
             evaluation=EvaluationSettings(num_samples=1000, fid_threshold=250.0, max_fid_regression=25.0,
