@@ -50,6 +50,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "ttur": {"learning_rate": 1e-4, "d_learning_rate": 4e-4},
     "ttur_slow_d": {"d_learning_rate": 1e-4},
     "ttur_fast_g": {"learning_rate": 4e-4, "d_learning_rate": 2e-4},
+    "diffaugment_ct_fast_g": {"diffaugment": "color,translation", "learning_rate": 4e-4, "d_learning_rate": 2e-4},
     "diffaugment_ttur": {"diffaugment": "color,translation,cutout", "learning_rate": 1e-4, "d_learning_rate": 4e-4},
     "avatars16k": {"avatars": 16000},
     "diffaugment_16k": {"diffaugment": "color,translation,cutout", "avatars": 16000},
