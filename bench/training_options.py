@@ -56,7 +56,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "diffaugment_16k": {"diffaugment": "color,translation,cutout", "avatars": 16000},
     "ema999": {"ema_decay": 0.999},
 }
-DEFAULT_OPTIONS = "baseline,diffaugment,diffaugment_ct,ttur,ttur_slow_d,ttur_fast_g,avatars16k,diffaugment_16k"
+DEFAULT_OPTIONS = ("baseline,diffaugment,diffaugment_ct,ttur,ttur_slow_d,ttur_fast_g,avatars16k,diffaugment_16k,"
+                   "diffaugment_ct_fast_g")
 # What changes the work of one step (everything else shares the baseline's time).
 COMPUTE_FIELDS = ("size", "ngf", "ndf", "batch_size", "diffaugment", "precision")
 
