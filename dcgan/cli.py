@@ -52,6 +52,10 @@ _TRAIN_HELP = {
     "batch_size": "global mini-batch size",
     "ema_decay": "keep an EMA copy of G for sampling/export (e.g. 0.999); 0 = off",
     "label_smoothing": "one-sided label smoothing for real images",
+    "learning_rate": "Adam learning rate of G, and of D unless --d-learning-rate is given (paper: 2e-4)",
+    "d_learning_rate": "D's own learning rate (two time-scale update, TTUR); 0 = --learning-rate",
+    "diffaugment": "DiffAugment before D, on real and fake: comma-separated subset of color,translation,cutout; "
+                   "'' = off (the paper)",
     "crop": "folder images: 'center' square crop then resize, or 'none' (resize only)",
     "input_mode": "'memory' (decode once into RAM), 'stream', or 'auto'",
     "precision": "float32, mixed_float16 (GPU, loss scaling) or mixed_bfloat16",

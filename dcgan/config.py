@@ -22,10 +22,23 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored")
 CROPS = ("center", "none")
 INPUT_MODES = ("auto", "memory", "stream")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # dcgan.augment
 
 
 class ConfigError(DcganError, ValueError):
     """An invalid configuration value; the message names the field and what is allowed."""
+
+
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """"color,translation" → ("color", "translation"); "" → (). Raises ValueError naming an unknown or repeated part."""
+    parts = tuple(p.strip() for p in policy.split(",") if p.strip()) if policy else ()
+    unknown = [p for p in parts if p not in DIFFAUGMENT_POLICIES]
+    if unknown:
+        raise ValueError(f"unknown DiffAugment polic{'ies' if len(unknown) > 1 else 'y'} {unknown}: "
+                         f"use a comma-separated subset of {DIFFAUGMENT_POLICIES}, or '' for none")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"DiffAugment policy {policy!r} names a transform twice")
+    return parts
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,10 @@ class TrainConfig:
     data: str = ""  # a folder of images, a TFRecord file/glob/folder, or a list of them separated by ','
     steps: int = 1000
     batch_size: int = 128  # the paper's mini-batch size
-    learning_rate: float = 2e-4
+    learning_rate: float = 2e-4  # G's and D's (the paper); D's own with d_learning_rate
+    d_learning_rate: float = 0.0  # TTUR (Heusel et al. 2017): D's learning rate apart from G's; 0 = learning_rate
     beta1: float = 0.5
+    diffaugment: str = ""  # DiffAugment (Zhao et al. 2020) policy before D, e.g. "color,translation,cutout"; "" = off
     label_smoothing: float = 0.0  # one-sided (real labels become 1 - s); 0 = the paper
     ema_decay: float = 0.0  # 0 = no EMA copy of G; e.g. 0.999 keeps one for sampling and export
     random_flip: bool = True
@@ -98,6 +113,11 @@ class TrainConfig:
     intra_op_threads: int = 0  # 0 = TensorFlow's default (all cores)
     inter_op_threads: int = 0
 
+    @property
+    def discriminator_learning_rate(self) -> float:
+        """D's learning rate: `d_learning_rate` when set (TTUR), else the shared `learning_rate`."""
+        return self.d_learning_rate or self.learning_rate
+
     def validate(self) -> TrainConfig:
         self.model.validate()
         if not self.data:
@@ -110,6 +130,12 @@ class TrainConfig:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning_rate={self.learning_rate} must be in (0, 1)")
+        if not (self.d_learning_rate == 0 or 0 < self.d_learning_rate < 1):
+            raise ConfigError(f"d_learning_rate={self.d_learning_rate} must be 0 (= learning_rate) or in (0, 1)")
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as e:
+            raise ConfigError(f"diffaugment={self.diffaugment!r}: {e}") from e
         if not 0 <= self.beta1 < 1:
             raise ConfigError(f"beta1={self.beta1} must be in [0, 1)")
         if not 0 <= self.label_smoothing < 0.5:

@@ -57,14 +57,14 @@ class GanModels:
             if self.ema_generator is not None:
                 for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
                     ema_var.assign(var)
-            self.g_optimizer = self._optimizer()
-            self.d_optimizer = self._optimizer()
+            self.g_optimizer = self._optimizer(config.learning_rate)
+            self.d_optimizer = self._optimizer(config.discriminator_learning_rate)  # TTUR when they differ
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
-    def _optimizer(self) -> keras.optimizers.Optimizer:
-        opt = keras.optimizers.Adam(learning_rate=self.config.learning_rate, beta_1=self.config.beta1)  # paper §4
+    def _optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
+        opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=self.config.beta1)  # paper §4
         if self.config.precision == "mixed_float16":
             opt = keras.optimizers.LossScaleOptimizer(opt)
         return opt

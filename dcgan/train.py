@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from dcgan import fileio
 from dcgan import images as imlib
+from dcgan.augment import Augment, DiffAugment, identity
 from dcgan.config import ConfigError, TrainConfig, save_config
 from dcgan.data import TrainingData, make_training_data
 from dcgan.errors import RunDirError
@@ -89,15 +90,21 @@ def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 def dcgan_update(generator: keras.Model, discriminator: keras.Model, g_optimizer: keras.optimizers.Optimizer,
                  d_optimizer: keras.optimizers.Optimizer, real: tf.Tensor, z: tf.Tensor, *,
-                 global_batch_size: int, real_label: float = 1.0) -> dict[str, tf.Tensor]:
+                 global_batch_size: int, real_label: float = 1.0, augment: Augment = identity,
+                 ) -> dict[str, tf.Tensor]:
     """One DCGAN update on a batch of real images (in [-1, 1]) and z: D step, then G step against the updated D, as
     in pytorch/examples' dcgan/main.py. Losses are averaged over the global batch (each replica adds its share);
     `optimizer.scale_loss` is the identity except under loss scaling (mixed_float16), where `apply_gradients`
-    unscales. `real_label` < 1 is one-sided label smoothing (Salimans et al. 2016); 1 = the paper."""
+    unscales. `real_label` < 1 is one-sided label smoothing (Salimans et al. 2016); 1 = the paper. `augment` is
+    applied to every batch D judges, real and fake, in both steps (DiffAugment; the identity = the paper); G and D
+    learning rates are the optimizers' own (TTUR when they differ)."""
     batch = tf.shape(real)[0]
 
     def average(per_example: tf.Tensor) -> tf.Tensor:
         return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+    def judge(images: tf.Tensor, stream: int) -> tf.Tensor:  # D's logits; D sees only augmented images (DiffAugment)
+        return discriminator(augment(images, stream), training=True)
 
     g_tape = tf.GradientTape()  # records G's forward now and D's judgement of it in step (2)
     with g_tape:
@@ -105,8 +112,8 @@ def dcgan_update(generator: keras.Model, discriminator: keras.Model, g_optimizer
 
     # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
     with tf.GradientTape() as d_tape:
-        real_logits = discriminator(real, training=True)
-        fake_logits = discriminator(tf.stop_gradient(fake), training=True)
+        real_logits = judge(real, 0)
+        fake_logits = judge(tf.stop_gradient(fake), 1)
         d_loss = average(_bce(tf.fill([batch, 1], real_label), real_logits) + _bce(tf.zeros([batch, 1]), fake_logits))
         d_objective = d_optimizer.scale_loss(d_loss)
     d_grads = d_tape.gradient(d_objective, discriminator.trainable_variables)
@@ -114,7 +121,7 @@ def dcgan_update(generator: keras.Model, discriminator: keras.Model, g_optimizer
 
     # (2) Update G network: maximize log(D(G(z))) (the non-saturating loss of the GAN paper, §3)
     with g_tape:
-        gen_logits = discriminator(fake, training=True)
+        gen_logits = judge(fake, 2)
         g_loss = average(_bce(tf.ones([batch, 1]), gen_logits))
         g_objective = g_optimizer.scale_loss(g_loss)
     g_grads = g_tape.gradient(g_objective, generator.trainable_variables)
@@ -128,13 +135,18 @@ def dcgan_update(generator: keras.Model, discriminator: keras.Model, g_optimizer
     }
 
 
+def replica_seed(seed: int, step: tf.Tensor) -> tf.Tensor:
+    """The stateless RNG seed of this replica at `step`: (seed·1024 + replica, step)."""
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return tf.stack([tf.cast(seed, tf.int64) * 1024 + tf.cast(replica, tf.int64), step])
+
+
 def replica_inputs(real_u8: tf.Tensor, step: tf.Tensor, *, seed: int, z_dim: int, random_flip: bool,
                    ) -> tuple[tf.Tensor, tf.Tensor]:
     """(real images in [-1, 1], randomly flipped; z) for this replica at `step`: stateless RNG seeded by (seed,
     replica, step), so a resumed run draws exactly what an uninterrupted one would have."""
     batch = tf.shape(real_u8)[0]
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    rng_seed = tf.stack([tf.cast(seed, tf.int64) * 1024 + tf.cast(replica, tf.int64), step])
+    rng_seed = replica_seed(seed, step)
     real = tf.cast(real_u8, tf.float32) / 127.5 - 1.0
     if random_flip:
         flip = tf.random.stateless_uniform([batch, 1, 1, 1], seed=rng_seed + [0, 1 << 40]) < 0.5
@@ -234,8 +246,10 @@ class Trainer:
         def replica_step(element: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
             real, z = replica_inputs(lookup(element), step, seed=cfg.seed, z_dim=cfg.model.z_dim,
                                      random_flip=cfg.random_flip)
+            augment = DiffAugment(cfg.diffaugment, replica_seed(cfg.seed, step))  # identity when off
             return dcgan_update(m.generator, m.discriminator, m.g_optimizer, m.d_optimizer, real, z,
-                                global_batch_size=cfg.batch_size, real_label=1.0 - cfg.label_smoothing)
+                                global_batch_size=cfg.batch_size, real_label=1.0 - cfg.label_smoothing,
+                                augment=augment)
 
         def split(element: tf.Tensor):
             if replicas == 1:

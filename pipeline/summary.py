@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from dcgan import fileio
 from pipeline.config import PipelineConfig
@@ -69,6 +70,7 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
         headline,
         f"  SavedModel:    {destination}",
         f"  FID:           {rows.get(('evaluation', 'FID'), '?')}",
+        f"  FID/floor:     {floor_ratio_text(info.details.get('evaluation'))}",
         f"  KID:           {rows.get(('evaluation', 'KID'), '?')}",
         f"  samples:       {rows.get(('evaluation', 'sample grid'), '?')}",
         f"  training run:  {rows.get(('training', 'run directory'), '?')}/samples/  (grids as training went)",
@@ -84,6 +86,23 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
         f"  .venv/bin/dcgan lineage --root {config.root}",
     ]
     return RunSummary(True, version, "\n".join(lines))
+
+
+def floor_ratio(evaluation: dict[str, Any] | None) -> float | None:
+    """FID / floor of an evaluation's metrics.json (the floor: training images vs the same eval images at the same
+    N, what a perfect generator would score); None when either is missing."""
+    metrics = (evaluation or {}).get("metrics") or {}
+    fid, floor = metrics.get("fid"), metrics.get("fid_floor")
+    if not isinstance(fid, (int, float)) or not isinstance(floor, (int, float)) or floor <= 0:
+        return None
+    return float(fid) / float(floor)
+
+
+def floor_ratio_text(evaluation: dict[str, Any] | None) -> str:
+    ratio = floor_ratio(evaluation)
+    if ratio is None:
+        return "? (no floor: the evaluation had no training split)"
+    return f"{ratio:.2f}× the real-vs-real floor (1.00× = indistinguishable from real at this N)"
 
 
 def _shown(path: str) -> str:

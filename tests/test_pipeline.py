@@ -114,6 +114,23 @@ def test_lineage_of_the_pushed_model_reads_data_training_evaluation_and_blessing
     assert "no pushed version 123" in capsys.readouterr().err
 
 
+def test_the_summary_shows_fid_over_the_real_vs_real_floor(smoke_root):
+    """The summary's FID/floor line is the evaluation's FID divided by its floor (training vs eval images, same N)."""
+    import re
+
+    from pipeline.summary import floor_ratio_text, run_summary
+
+    text = run_summary(preset("smoke").override([f"root={smoke_root}"])).text
+    (line,) = [x for x in text.splitlines() if x.strip().startswith("FID/floor:")]
+    evaluation = os.path.join(smoke_root, "artifacts", "FidEvaluator", "evaluation")
+    (metrics_file,) = [os.path.join(evaluation, d, "metrics.json") for d in os.listdir(evaluation)]
+    metrics = json.load(open(metrics_file))["metrics"]
+    shown = float(re.search(r"(\d+\.\d+)× the real-vs-real floor", line).group(1))
+    assert shown == pytest.approx(metrics["fid"] / metrics["fid_floor"], abs=0.006)
+    assert floor_ratio_text({"metrics": {"fid": 80.0, "fid_floor": 0.0}}).startswith("? (no floor")
+    assert floor_ratio_text(None).startswith("?")
+
+
 def test_an_unchanged_rerun_is_served_from_the_cache_and_pushes_nothing_new(smoke_root, capsys):
     """Re-run 1: ingest, Trainer and InfraCheck come from the cache; the resolver now finds the first run's blessed
     model — the candidate itself — so the evaluator only records "unchanged" (no evaluation, no duplicate push).
@@ -192,6 +209,8 @@ def test_presets_validate_and_every_value_is_overridable():
     assert (config.train.steps, config.train.model.size, config.evaluation.fid_threshold) == (10, 64, 99.5)
     assert config.beam_pipeline_args()[:2] == ["--runner=DirectRunner", "--direct_num_workers=2"]
     assert config.enable_cache is False and config.ingest.eval_ratio == 0.2
+    standard = preset("standard")
+    assert (standard.train.model.size, standard.train.model.ngf, standard.evaluation.num_samples) == (64, 64, 1000)
 
 
 @pytest.mark.parametrize("assignment,message", [
