@@ -59,6 +59,8 @@ class Relay:
 
     def cut(self) -> None:
         with self._lock:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept(); stops listening
             self._listener.close()
             for conn in self._conns:
                 with contextlib.suppress(OSError):
@@ -250,7 +252,9 @@ def test_a_second_rollout_is_refused_and_a_hand_edit_during_a_step_is_never_over
     waiting.clear()
     a = run_a("canary", errors)
     assert waiting.wait(60)
-    hand_edit = INITIAL + "# edited by hand\n"
+    step1 = fleet.s3.client().get_object(Bucket=BUCKET, Key=CONFIG_KEY)["Body"].read().decode()
+    assert "versions: 1" in step1  # A wrote step 1 and waits; the edit keeps it loadable and adds a comment
+    hand_edit = step1 + "# edited by hand\n"
     fleet.s3.client().put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=hand_edit.encode())
     gate.set()
     a.join(180)
@@ -305,11 +309,11 @@ def test_an_unreachable_store_and_an_invalid_hand_edit_are_refused_while_replica
     z = np.zeros((1, 100), np.float32)
     fleet.relay.cut()
     try:
-        with pytest.raises(RolloutError, match=rf"cannot read the model config {CONFIG_URL}: the S3 endpoint "
+        with pytest.raises(RolloutError, match=rf"cannot take the rollout lease of {CONFIG_URL}: the S3 endpoint "
                                                rf"{fleet.relay.endpoint} is unreachable.*keep their last good config"):
             Rollout(CONFIG_URL, clients, push=False).canary(1)
         assert main(["rollout", "status", "--config", CONFIG_URL, "--server", servers]) == 1
-        assert "is unreachable" in capsys.readouterr().err
+        assert f"cannot read the model config {CONFIG_URL}: the S3 endpoint" in capsys.readouterr().err
         assert all(c.predict({"z": z}, model=MODEL, label="stable").version == 2 for c in clients)
     finally:
         fleet.relay.restore()
