@@ -130,14 +130,24 @@ class ServingClient:
                 details = e.details() if hasattr(e, "details") else str(e)
                 raise ServingClientError(code, details or "", attempt, name) from None
 
+    def take_canary_turn(self) -> bool:
+        """Whether the next request that names no label goes to `canary` under `canary_share` (a credit counter:
+        exactly that share, spread evenly). Callers that route requests themselves (the studio) count what was served
+        in `split_counts`."""
+        if self.canary_share <= 0.0:
+            return False
+        self._canary_credit += self.canary_share
+        if self._canary_credit >= 1.0:
+            self._canary_credit -= 1.0
+            return True
+        return False
+
     # -- PredictionService --------------------------------------------------------------------------------------------
     def predict(self, inputs: Mapping[str, np.ndarray], *, model: str, signature: str = "serving_default",
                 version: int | None = None, label: str | None = None, output_filter: Sequence[str] = (),
                 timeout: float | None = None) -> PredictResult:
         if version is None and label is None and self.canary_share > 0.0:
-            self._canary_credit += self.canary_share
-            if self._canary_credit >= 1.0:
-                self._canary_credit -= 1.0
+            if self.take_canary_turn():
                 try:
                     result = self.predict(inputs, model=model, signature=signature, label="canary",
                                           output_filter=output_filter, timeout=timeout)

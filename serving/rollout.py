@@ -19,22 +19,23 @@ A fleet: `Rollout` takes several clients (one per replica, see `serving.fleet.re
 sent to them; either way each step then waits until **every** replica serves the new versions and labels and names
 the stragglers (`wait=False` returns after writing; step 1 of a canary always waits, since a label may only name a
 version that is AVAILABLE everywhere). A canary that fails to load on any replica reverts the file and names the
-replica. One rollout at a time per config file (a lock file; a second one is refused, not queued), and a file
-changed by someone else since it was read is never overwritten (content hash compared under the lock).
+replica.
+
+The config file may be local (a shared volume), `s3://…` or `gs://…`: `serving.config_store` reads it with a
+version token (content hash / ETag / generation) and writes it with a compare-and-swap, so a file changed by someone
+else since it was read is never overwritten (the error names who wrote it). One rollout at a time per config file:
+a lock file locally, a lease object on an object store (a second rollout is refused, not queued, naming the holder).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
-import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serving import config as cfg
-from serving import fleet
+from serving import config_store, fleet
 from serving.client import ServingClient, ServingClientError
 
 STABLE, CANARY, PREVIOUS = "stable", "canary", "previous"
@@ -74,8 +75,15 @@ class RolloutStatus:
 
 class Rollout:
     def __init__(self, config_path: str, client: ServingClient | Sequence[ServingClient], model: str | None = None,
-                 wait_timeout_s: float = 120.0, push: bool = True, wait: bool = True):
-        self.config_path = os.path.abspath(config_path)
+                 wait_timeout_s: float = 120.0, push: bool = True, wait: bool = True,
+                 store: config_store.ConfigStore | None = None):
+        """`config_path`: a local path, `s3://…` or `gs://…` (`store` overrides how it is reached, e.g. a fake GCS
+        bucket in tests)."""
+        try:
+            self.store = store or config_store.open_store(config_path)
+        except config_store.ConfigStoreError as e:
+            raise RolloutError(str(e)) from None
+        self.config_path = self.store.url
         self.clients = [client] if isinstance(client, ServingClient) else list(client)
         if not self.clients:
             raise RolloutError("no replica to roll out to")
@@ -83,7 +91,8 @@ class Rollout:
         self.model_name = model
         self.wait_timeout_s = wait_timeout_s
         self.push, self.wait = push, wait
-        self._digest: str | None = None
+        self._token: str | None = None
+        self._step = ""
 
     # -- steps --------------------------------------------------------------------------------------------------------
     def status(self) -> RolloutStatus:
@@ -104,7 +113,7 @@ class Rollout:
 
     def canary(self, version: int) -> RolloutStatus:
         version = int(version)
-        with self._locked():
+        with self._locked(f"canary {version}"):
             original, model = self._read()
             labels = dict(model.version_labels)
             stable = labels.get(STABLE)
@@ -130,7 +139,7 @@ class Rollout:
         return self.status()
 
     def promote(self) -> RolloutStatus:
-        with self._locked():
+        with self._locked("promote"):
             original, model = self._read()
             labels = dict(model.version_labels)
             if CANARY not in labels:
@@ -144,7 +153,7 @@ class Rollout:
         return self.status()
 
     def rollback(self) -> RolloutStatus:
-        with self._locked():
+        with self._locked("rollback"):
             original, model = self._read()
             labels = dict(model.version_labels)
             if CANARY in labels:
@@ -161,8 +170,12 @@ class Rollout:
 
     # -- helpers ------------------------------------------------------------------------------------------------------
     def _read(self):
-        self._digest = self._file_digest()
-        config = cfg.read_model_server_config(self.config_path)
+        try:
+            snapshot = self.store.read()
+        except config_store.ConfigStoreError as e:
+            raise RolloutError(str(e)) from None
+        self._token = snapshot.token
+        config = cfg.parse_model_server_config(snapshot.text, self.config_path)
         models = cfg.model_configs(config)
         if not models:
             raise RolloutError(f"{self.config_path} lists no models")
@@ -189,9 +202,12 @@ class Rollout:
     @staticmethod
     def _check_version_dir(model, version: int) -> None:
         base = model.base_path
-        if os.path.isdir(base) and not os.path.isdir(os.path.join(base, str(version))):
-            on_disk = sorted(cfg.list_version_dirs(base))
-            raise RolloutError(f"{base} has no version {version} (versions on disk: {on_disk or 'none'})")
+        try:
+            on_store = config_store.list_versions(base)
+        except config_store.ConfigStoreError as e:
+            raise RolloutError(f"cannot check that version {version} exists: {e}") from None
+        if on_store is not None and version not in on_store:
+            raise RolloutError(f"{base} has no version {version} (versions on the store: {sorted(on_store) or 'none'})")
 
     @staticmethod
     def _with(config, name: str, versions: set[int], labels: dict[str, int]):
@@ -207,21 +223,13 @@ class Rollout:
                     model.model_platform = cfg.TENSORFLOW_PLATFORM
         return new
 
-    def _file_digest(self) -> str:
-        try:
-            with open(self.config_path, "rb") as f:
-                return hashlib.sha256(f.read()).hexdigest()
-        except OSError as e:
-            raise RolloutError(f"cannot read the model config {self.config_path} ({e.strerror}); nothing was "
-                               "written, the replicas keep their last good config") from None
-
     def _write(self, config) -> None:
-        """Write atomically, after checking under the lock that nobody changed the file since it was read."""
-        if self._file_digest() != self._digest:
-            raise RolloutError(f"{self.config_path} changed since this rollout read it (another operator or a hand "
-                               "edit); nothing was written, run the step again")
-        cfg.write_model_server_config(self.config_path, config)
-        self._digest = self._file_digest()
+        """Write atomically with a compare-and-swap on the version this rollout read (refused, naming the last
+        writer, when anybody changed the file since)."""
+        try:
+            self._token = self.store.write(cfg.format_model_server_config(config), self._token, step=self._step)
+        except config_store.ConfigStoreError as e:
+            raise RolloutError(str(e)) from None
 
     def _apply(self, config, original, restoring: bool = False, wait: bool | None = None) -> None:
         """Write the file; push it to every replica (push=True) and/or wait until every replica serves it. If a
@@ -249,21 +257,13 @@ class Rollout:
                                    f"converge within {self.wait_timeout_s:g} s: {replicas}")
 
     @contextlib.contextmanager
-    def _locked(self):
-        """One rollout at a time per config file."""
-        folder, name = os.path.split(self.config_path)
-        try:
-            lock_file = open(os.path.join(folder, f".{name}.lock"), "a")  # noqa: SIM115 - closed by the with below
-        except OSError as e:
-            raise RolloutError(f"cannot read the model config {self.config_path}: its folder is unreachable "
-                               f"({e.strerror}); nothing written, the replicas keep their last good config") from None
-        with lock_file as lock:
+    def _locked(self, step: str):
+        """One rollout at a time per config file: the store's lock / lease, held for the whole step (its TTL covers
+        the step's two waits; an expired lease of a dead rollout is taken over)."""
+        self._step = step
+        with contextlib.ExitStack() as stack:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RolloutError(f"another rollout of {self.config_path} is in progress (lock "
-                                   f"{lock.name}); try again when it has finished") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                stack.enter_context(self.store.lease(config_store.operator(step), ttl_s=2 * self.wait_timeout_s + 120))
+            except config_store.ConfigStoreError as e:
+                raise RolloutError(str(e)) from None
+            yield

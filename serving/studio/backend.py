@@ -24,6 +24,7 @@ import grpc
 import numpy as np
 
 from serving.client import DEFAULT_MAX_MESSAGE_BYTES, ServingClient, ServingClientError
+from serving.rollout import CANARY as CANARY_LABEL
 from serving.studio.config import StudioConfig
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,8 @@ class StudioClient(ServingClient):
     after a failed connection, so a restarted model server would stay "down" for minutes. Few retries, so a dead
     server is reported in well under a second."""
 
-    def __init__(self, target: str, *, timeout: float):
-        super().__init__(target, timeout=timeout, retries=1, backoff_s=0.1)
+    def __init__(self, target: str, *, timeout: float, canary_share: float = 0.0):
+        super().__init__(target, timeout=timeout, retries=1, backoff_s=0.1, canary_share=canary_share)
         self.channel.close()
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
@@ -240,7 +241,8 @@ class ModelBackend:
 
     def __init__(self, config: StudioConfig, client: ServingClient | None = None):
         self.config = config
-        self.client = client or StudioClient(config.server, timeout=config.timeout_s)
+        self.client = client or StudioClient(config.server, timeout=config.timeout_s,
+                                             canary_share=config.canary_share)
         self.faces = LRU(config.cache_faces)            # (model, version, "z"|"seed", key) → Face
         self.walks = LRU(max(16, config.cache_faces // 16))  # interpolations: (model, version, ...) → [Face]
         self._resolved: dict[Target, tuple[float, Resolved]] = {}
@@ -293,15 +295,34 @@ class ModelBackend:
             self._resolving.pop(target, None)
 
     async def _with_version(self, target: Target, work: Callable[[Resolved], Any]):
-        """Run `work(resolved)`; if that version was unloaded meanwhile (NOT_FOUND), resolve again once."""
+        """Run `work(resolved)`; if that version was unloaded meanwhile (NOT_FOUND), resolve again once. A request
+        that names no label or version goes to `canary` for the client's `canary_share` (ServingClient's split;
+        while the model has no canary, to the default version), and is counted in the client's `split_counts`."""
+        split = target.label is None and target.version is None and self.client.canary_share > 0.0
+        if split and self.client.take_canary_turn():
+            try:
+                result = await self._with_version(Target(target.model, CANARY_LABEL), work)
+            except StudioError as e:
+                if e.code != "unknown_label":
+                    raise
+            else:
+                self.client.split_counts["canary"] += 1
+                return result
         resolved = await self.resolve(target)
         try:
-            return resolved, await work(resolved)
+            result = resolved, await work(resolved)
         except StudioError as e:
             if e.code != "model_not_found" or target.version is not None:
                 raise
-        resolved = await self.resolve(target, fresh=True)
-        return resolved, await work(resolved)
+            resolved = await self.resolve(target, fresh=True)
+            result = resolved, await work(resolved)
+        if split:
+            self.client.split_counts["default"] += 1
+        return result
+
+    def split(self) -> dict[str, Any]:
+        """The traffic split of requests naming no label: the configured share and what was served (counts)."""
+        return {"canary_share": self.client.canary_share, "counts": dict(self.client.split_counts)}
 
     # -- faces --------------------------------------------------------------------------------------------------------
     async def generate(self, target: Target, seeds: Sequence[int]) -> tuple[Resolved, list[Face]]:
@@ -374,7 +395,7 @@ class ModelBackend:
         versions = await self._call(self.client.status, target.model, timeout=min(10.0, self.config.timeout_s),
                                     target=target)
         resolved = await self.resolve(target, fresh=True)
-        return {"versions": [v.__dict__ for v in versions], "serving": resolved.as_dict()}
+        return {"versions": [v.__dict__ for v in versions], "serving": resolved.as_dict(), "split": self.split()}
 
     # -- directions ---------------------------------------------------------------------------------------------------
     def directions(self, resolved: Resolved) -> dict[str, Any]:
@@ -411,7 +432,7 @@ class ModelBackend:
 
     def stats(self) -> dict[str, Any]:
         return {"faces": self.faces.stats(), "walks": self.walks.stats(), "batching": self.batcher.stats(),
-                "resolve_calls": self.resolve_calls}
+                "resolve_calls": self.resolve_calls, "split": self.split()}
 
 
 def _dims(tensor_info) -> list[int]:

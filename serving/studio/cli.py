@@ -38,6 +38,9 @@ def _add_studio(sub) -> None:
                         "before the first push; its port is bound while it waits")
     p.add_argument("--timeout", type=float, default=30.0, help="deadline of one model-server call in seconds")
     p.add_argument("--cache-faces", type=int, default=4096, help="rendered faces kept in memory (default 4096)")
+    p.add_argument("--canary-share", type=float, default=0.0, metavar="S",
+                   help="send this share (0..1) of the requests that name no label or version to the 'canary' "
+                        "label (to the default version while there is no canary); /api/stats shows the split")
     p.set_defaults(func=_cmd_studio)
 
 
@@ -116,7 +119,8 @@ def _cmd_studio(args: argparse.Namespace) -> int:
     try:
         config = StudioConfig(server=args.server, model=args.model, label=args.label or None, host=args.host,
                               port=args.port, model_base_path=args.model_base_path, directions_file=args.directions,
-                              timeout_s=args.timeout, cache_faces=args.cache_faces).validate()
+                              timeout_s=args.timeout, cache_faces=args.cache_faces,
+                              canary_share=args.canary_share).validate()
     except ValueError as e:
         raise CommandError(str(e), 2) from None
     try:

@@ -45,6 +45,7 @@ class StudioConfig:
     batch_window_ms: float = 3.0            # concurrent z → image requests within this window share one Predict
     batch_max_rows: int = 256
     labels: tuple[str, ...] = ("stable", "canary")  # offered on the page (any label may be requested)
+    canary_share: float = 0.0               # share of requests naming no label/version sent to `canary` (0..1)
     limits: Limits = field(default_factory=Limits)
 
     def validate(self) -> StudioConfig:
@@ -68,6 +69,9 @@ class StudioConfig:
             raise ValueError(f"batch_window_ms must be a finite number >= 0, got {self.batch_window_ms}")
         if self.cache_faces < 0:
             raise ValueError(f"--cache-faces must be >= 0, got {self.cache_faces}")
+        if not (math.isfinite(self.canary_share) and 0.0 <= self.canary_share <= 1.0):
+            raise ValueError(f"--canary-share must be within 0..1 (a share of the unlabelled requests), got "
+                             f"{self.canary_share}")
         if self.batch_max_rows < 1:
             raise ValueError(f"batch_max_rows must be >= 1, got {self.batch_max_rows}")
         return self
