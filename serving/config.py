@@ -187,6 +187,17 @@ def read_text(path: str) -> str:
     if not is_remote(path):
         with open(path, encoding="utf-8") as f:
             return f.read()
+    if path.startswith("s3://"):
+        # One GET through boto3: tensorflow-io reads an object in several ranged requests, and a config file replaced
+        # between them (every rollout step) came back cut short ("Expected '}'") on a replica's poll.
+        from serving.config_store import ConfigStoreError, S3ConfigStore
+
+        try:
+            return S3ConfigStore(path).read().text
+        except FileNotFoundError:
+            raise
+        except ConfigStoreError as e:
+            raise OSError(str(e)) from None
     import tensorflow as tf
 
     ensure_filesystem(path)

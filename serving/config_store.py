@@ -45,6 +45,10 @@ class ConfigStoreError(Exception):
     """The config store cannot be used (unreachable, no such bucket, no permission); nothing was written."""
 
 
+class ConfigNotFoundError(ConfigStoreError, FileNotFoundError):
+    """The config object does not exist."""
+
+
 class StaleConfigError(ConfigStoreError):
     """The config changed since it was read: the write was refused by the store, nothing was overwritten."""
 
@@ -243,7 +247,7 @@ class S3ConfigStore(ConfigStore):
             data = got["Body"].read()
         except bex.ClientError as e:
             if self._code(e) in ("NoSuchKey", "404"):
-                raise ConfigStoreError(f"cannot read the model config {self.url}: no such object at "
+                raise ConfigNotFoundError(f"cannot read the model config {self.url}: no such object at "
                                        f"{self.endpoint}; {self.unreachable_hint}") from None
             raise self._error(e, "read the model config") from None
         except (bex.BotoCoreError, OSError) as e:
