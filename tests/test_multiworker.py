@@ -34,7 +34,7 @@ def _cluster(ports: list[int], index: int) -> str:
                        "task": {"type": "worker", "index": index}})
 
 
-def _run_workers(argvs: list[list[str]], ports: list[int], timeout: float = 240) -> list[str]:
+def _run_workers(argvs: list[list[str]], ports: list[int], timeout: float = 600) -> list[str]:
     """Start one process per worker (index i gets argvs[i]), wait for all; each must exit 0."""
     procs = []
     for index, argv in enumerate(argvs):
