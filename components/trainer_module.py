@@ -6,6 +6,12 @@ module-file wheel is built). `custom_config["train_config"]` is a `TrainConfig` 
 config.json, metrics.jsonl) is the Trainer's ModelRun artifact; the generator SavedModel (EMA weights when kept)
 goes to `serving_model_dir` with `assets.extra/training_summary.json`.
 
+Multi-worker training (`TrainConfig.strategy="multi_worker_mirrored"`; TFX passes the cluster's `TF_CONFIG` through
+to every worker, e.g. Vertex AI training): every worker runs `run_fn` and trains, only the chief writes the run
+directory and the export; the other workers keep their files under `<run>/workertemp_<task_id>` (deleted at the end)
+and return once the chief's export is complete. The run directory must be on storage every worker sees (an object
+store, a shared volume).
+
 Right after the export, attribute directions (dcgan.directions) are computed from the labelled training examples and
 stored as `assets.extra/directions.json` beside the SavedModel; `custom_config["directions"]` switches this: True
 (the default), False, or a dict of `dcgan.directions.DirectionsConfig` options (e.g. {"samples": 1000}). Data
@@ -23,6 +29,7 @@ from dcgan import fileio
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "training_summary.json"
+CHIEF_EXPORT_WAIT_S = 1800.0  # how long a non-chief worker waits for the chief's export (see wait_for_chief_export)
 
 
 def _train_config(fn_args: Any):
@@ -59,6 +66,23 @@ def store_directions(saved_model_dir: str, fn_args: Any) -> str:
     return path
 
 
+def wait_for_chief_export(serving_model_dir: str, timeout_s: float = CHIEF_EXPORT_WAIT_S,
+                          poll_s: float = 2.0) -> None:
+    """A non-chief worker's end of `run_fn`: the chief exports alone (it may still be computing directions), and
+    TFX's Trainer executor checks, in every worker, that `serving_model_dir` exists once `run_fn` returns. Wait for
+    the chief's complete export (its saved_model.pb, written last), at most `timeout_s`."""
+    import time
+
+    marker = fileio.join(serving_model_dir, "saved_model.pb")
+    deadline = time.monotonic() + timeout_s
+    while not fileio.exists(marker):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"this worker finished training, but the chief's export {serving_model_dir} did not "
+                               f"appear within {timeout_s:.0f} s (did the chief fail? see its log)")
+        time.sleep(poll_s)
+    log.info("non-chief worker: the chief exported %s; nothing written here", serving_model_dir)
+
+
 def run_fn(fn_args: Any) -> None:
     """TFX GenericExecutor entry point."""
     from dcgan.export import export_run
@@ -79,6 +103,9 @@ def run_fn(fn_args: Any) -> None:
     log.info("training %s: %d usable images (%s mode), %d skipped", run_dir, trainer.data.num_examples,
              trainer.data.mode, len(trainer.data.rejected))
     result = trainer.train()
+    if not trainer.is_chief:
+        wait_for_chief_export(fn_args.serving_model_dir)
+        return
     summary = {
         "steps": result.step,
         "d_loss": result.d_loss,

@@ -87,6 +87,25 @@ def s3_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in derived.items() if k not in env}
 
 
+# tensorflow-io 0.37.1's S3 client reads two time limits, once per process, when it first makes a client
+# (s3_filesystem.cc, GetDefaultClientConfig): S3_CONNECT_TIMEOUT_MSEC and S3_REQUEST_TIMEOUT_MSEC, both 300000 (5 min)
+# by default, so an endpoint that drops packets hangs each attempt for 5 minutes. Bounded defaults, used only where
+# the user set nothing: 10 s to connect; 60 s without a byte moving (the AWS SDK applies the request timeout as a
+# low-speed limit, so large uploads and downloads are not cut off). The number of retries is NOT configurable there:
+# it sets no retry strategy, the AWS SDK's default (10 retries, exponential back-off) applies, and AWS_MAX_ATTEMPTS
+# does not change it (measured: a listdir against a refused port took ~52 s with and without AWS_MAX_ATTEMPTS=1).
+# That is why check_s3_reachable probes with boto3 first. Measured against a loopback listener that accepts and
+# never answers: tf.io.gfile.exists had not returned after 420 s with the defaults; with
+# S3_REQUEST_TIMEOUT_MSEC=1000 it failed after 79 s (the SDK's retries), so the limits below do bound a stall.
+S3_CLIENT_LIMITS = {"S3_CONNECT_TIMEOUT_MSEC": "10000", "S3_REQUEST_TIMEOUT_MSEC": "60000"}
+
+
+def s3_client_limits(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The S3_CLIENT_LIMITS the environment does not set already."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in S3_CLIENT_LIMITS.items() if k not in env}
+
+
 def ensure_filesystem(path: str) -> None:
     """Make `path`'s scheme usable through tf.io.gfile in this process (idempotent, cheap after the first call)."""
     if not str(path).startswith("s3://"):
@@ -97,6 +116,7 @@ def ensure_filesystem(path: str) -> None:
     if unsupported:
         raise RuntimeError(f"{path}: {unsupported}")
     os.environ.update(s3_environment())
+    os.environ.update(s3_client_limits())
     import tensorflow_io  # noqa: F401 - registers the s3:// filesystem with TensorFlow
 
 

@@ -10,6 +10,9 @@ A run directory (see dcgan.run for the config and checkpoint it holds) is self-c
     RUN_DIR/metrics.jsonl        one JSON line per log step
     RUN_DIR/bad_files.log        inputs skipped, with the reason
 
+Under MultiWorkerMirroredStrategy (TF_CONFIG names the cluster) only the chief writes these files; every other worker
+writes the same ones to RUN_DIR/workertemp_<task_id>/ and deletes them when it ends (see `writer_role`).
+
 Randomness is a pure function of (seed, step, replica): z and the flips come from stateless RNG ops, so resuming at
 step k replays exactly what an uninterrupted run would have done (the data order comes from the iterator state).
 
@@ -82,6 +85,17 @@ def select_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def writer_role(strategy: tf.distribute.Strategy, run_dir: str) -> tuple[bool, str]:
+    """(is_chief, the directory this process writes its run files to). Under MultiWorkerMirroredStrategy every
+    worker runs the same loop and saves the same checkpoints (saving may run collectives), but only the chief's
+    files belong in `run_dir`: the others write to `run_dir/workertemp_<task_id>` and delete it at the end, as
+    tf.distribute's multi-worker guide does (its `write_filepath`). One process, or MirroredStrategy: the chief."""
+    if strategy.extended.should_checkpoint:
+        return True, run_dir
+    task_id = getattr(getattr(strategy, "cluster_resolver", None), "task_id", None)
+    return False, fileio.join(run_dir, f"workertemp_{task_id}")
 
 
 def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -177,23 +191,23 @@ class Trainer:
         self.hooks = list(hooks)
         self._stop_requested = False
 
+        configure_threads(config.intra_op_threads, config.inter_op_threads)
+        self.strategy = select_strategy(config.strategy)  # first: MultiWorkerMirrored must precede other ops
+        self.is_chief, self.write_dir = writer_role(self.strategy, run_dir)
         if resume:
             if not is_run_dir(run_dir):
                 raise RunDirError(f"cannot resume: {run_dir!r} is not a run directory "
                                   f"(expected {CONFIG_FILE} and {CHECKPOINT_DIR}/)")
-        elif is_run_dir(run_dir):
+        elif self.is_chief and is_run_dir(run_dir):  # the chief decides; other workers may find its fresh files
             raise RunDirError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
                               "or choose a new --out")
-        fileio.makedirs(run_dir)
         for sub in (CHECKPOINT_DIR, "logs", "samples"):
-            fileio.makedirs(fileio.join(run_dir, sub))
+            fileio.makedirs(fileio.join(self.write_dir, sub))
 
-        configure_threads(config.intra_op_threads, config.inter_op_threads)
-        self.strategy = select_strategy(config.strategy)
         self.data: TrainingData = make_training_data(
             config.data, size=config.model.size, channels=config.model.channels, batch_size=config.batch_size,
             seed=config.seed, crop=config.crop, mode=config.input_mode, memory_limit_mb=config.memory_limit_mb,
-            reject_log=fileio.join(run_dir, "bad_files.log"), progress=progress)
+            reject_log=fileio.join(self.write_dir, "bad_files.log"), progress=progress)
         self.models = GanModels(config, self.strategy)
 
         replicas = self.strategy.num_replicas_in_sync
@@ -204,16 +218,19 @@ class Trainer:
         # distributed iterators are not); each global batch is split across replicas inside the step.
         self.iterator = iter(self.data.dataset)
         self.ckpt = self.models.checkpoint(data_iterator=self.iterator)
-        self.manager = tf.train.CheckpointManager(self.ckpt, fileio.join(run_dir, CHECKPOINT_DIR),
+        # Every worker saves (saving may run collectives); only the chief's checkpoints land in the run directory.
+        self.manager = tf.train.CheckpointManager(self.ckpt, fileio.join(self.write_dir, CHECKPOINT_DIR),
                                                   max_to_keep=config.keep_checkpoints)
+        self._saved_step: int | None = None  # the same on every worker: decides the final save without a race
         if resume:
-            latest = self.manager.latest_checkpoint
+            latest = tf.train.latest_checkpoint(fileio.join(run_dir, CHECKPOINT_DIR))  # the chief's, for all
             if latest:
                 self.ckpt.restore(latest).assert_existing_objects_matched()
-                log.info("resumed %s at step %d", latest, int(self.models.step.numpy()))
-        save_config(config, fileio.join(run_dir, CONFIG_FILE))
+                self._saved_step = int(self.models.step.numpy())
+                log.info("resumed %s at step %d", latest, self._saved_step)
+        save_config(config, fileio.join(self.write_dir, CONFIG_FILE))
 
-        self.writer = tf.summary.create_file_writer(fileio.join(run_dir, "logs"))
+        self.writer = tf.summary.create_file_writer(fileio.join(self.write_dir, "logs"))
         self.sample_z = z_from_seeds(np.arange(config.num_samples), config.model.z_dim)
         self._train_step = self._build_step()
 
@@ -283,7 +300,7 @@ class Trainer:
 
     def _write_samples(self, step: int) -> str:
         grid = self.sample_grid()
-        path = imlib.save_image(grid, fileio.join(self.run_dir, "samples", f"step_{step:07d}.png"))
+        path = imlib.save_image(grid, fileio.join(self.write_dir, "samples", f"step_{step:07d}.png"))
         with self.writer.as_default(step=step):
             tf.summary.image("samples", grid[None], max_outputs=1)
         return path
@@ -293,12 +310,15 @@ class Trainer:
         with self.writer.as_default(step=step):
             for k, v in values.items():
                 tf.summary.scalar(k, v)
-        fileio.append_text(fileio.join(self.run_dir, "metrics.jsonl"),
+        fileio.append_text(fileio.join(self.write_dir, "metrics.jsonl"),
                            json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()},
                                        "time": round(time.time(), 3)}) + "\n")
 
     def _save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=step)
+        self._saved_step = step
+        if not self.is_chief:
+            return fileio.join(self.run_dir, CHECKPOINT_DIR, path.rstrip("/").rsplit("/", 1)[-1])  # the chief's
         log.info("checkpoint %s", path)
         return path
 
@@ -319,7 +339,7 @@ class Trainer:
                 pass
         values = {"d_loss": float("nan"), "g_loss": float("nan")}
         ips = 0.0
-        last_path = self.manager.latest_checkpoint or ""
+        last_path = tf.train.latest_checkpoint(fileio.join(self.run_dir, CHECKPOINT_DIR)) or ""
         bar = tqdm(total=cfg.steps, initial=step, desc="training", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
         t_window, n_window = time.perf_counter(), 0
@@ -343,18 +363,21 @@ class Trainer:
                 bar.update(1)
                 if step % cfg.sample_every == 0:
                     self._write_samples(step)
-                for hook in self.hooks:
+                for hook in self.hooks if self.is_chief else ():  # side jobs (FID...): the chief's
                     if hook.every and step % hook.every == 0:
                         self._log(step, hook(step))
                 if step % cfg.checkpoint_every == 0:
                     last_path = self._save(step)
             if step > start_step and step % cfg.sample_every != 0:
                 self._write_samples(step)
-            if not (self.manager.latest_checkpoint or "").endswith(f"-{step}"):
+            if self._saved_step != step:
                 last_path = self._save(step)
         finally:
             bar.close()
             self.writer.flush()
+            if not self.is_chief:  # a worker's temporary copies go (tf.distribute's write_filepath pattern)
+                self.writer.close()
+                fileio.remove_tree(self.write_dir)
             for s, handler in previous.items():
                 try:
                     signal.signal(s, handler)

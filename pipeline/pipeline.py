@@ -5,6 +5,8 @@ Pipelines V2 compiler.
          │                                                                   ├──► InfraCheck ─────┘
          └────────────────────────── examples ───────────────────────────────┘
     latest blessed model (Resolver) ──► FidEvaluator (baseline: no regression allowed beyond the allowance)
+
+The Pusher is TFX's own component with components.pusher's executor: a version appears only when complete.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
     from components.evaluator.component import FidEvaluator
     from components.infra_check import InfraCheck
     from components.ingest.component import FaceExampleGen
+    from components.pusher import EXECUTOR_SPEC as PUSHER_EXECUTOR_SPEC
 
     config.validate()
     ingest = FaceExampleGen(source=config.data, size=config.train.model.size, fingerprint_source=not for_kubeflow,
@@ -57,8 +60,9 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
         infra = InfraCheck(model=trainer.outputs["model"], timeout_seconds=config.infra_timeout_seconds)
         components.append(infra)
         pusher_inputs["infra_blessing"] = infra.outputs["blessing"]
-    pusher = tfx.components.Pusher(
+    pusher = tfx.components.Pusher(  # stock component, executor that publishes a version only when complete
         **pusher_inputs,
+        custom_executor_spec=PUSHER_EXECUTOR_SPEC,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=_abs(config.push_base, for_kubeflow))),
     )

@@ -34,3 +34,8 @@ def test_tf_gfile_reads_writes_and_lists_s3_on_loopback(s3_env):
         assert f.read() == "hello s3"
     keys = [o["Key"] for o in s3_env.client().list_objects_v2(Bucket="fileio-test")["Contents"]]
     assert "a/b/hello.txt" in keys
+
+
+def test_tensorflow_io_time_limits_are_bounded_unless_the_user_set_them():
+    assert fileio.s3_client_limits({}) == {"S3_CONNECT_TIMEOUT_MSEC": "10000", "S3_REQUEST_TIMEOUT_MSEC": "60000"}
+    assert fileio.s3_client_limits({"S3_CONNECT_TIMEOUT_MSEC": "500"}) == {"S3_REQUEST_TIMEOUT_MSEC": "60000"}
