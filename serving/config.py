@@ -162,7 +162,7 @@ def list_version_dirs(base_path: str) -> dict[int, str]:
     try:
         names = tf.io.gfile.listdir(base_path)
     except tf.errors.OpError as e:
-        raise OSError(_store_error(base_path, e)) from e
+        raise OSError(store_error(base_path, e)) from e
     out = {}
     for name in names:
         name = name.rstrip("/")
@@ -171,7 +171,7 @@ def list_version_dirs(base_path: str) -> dict[int, str]:
     return out
 
 
-def _store_error(path: str, error: BaseException) -> str:
+def store_error(path: str, error: BaseException) -> str:
     """A clear message for an object store that cannot be read: the URL, and for s3:// the endpoint variable."""
     message = getattr(error, "message", None) or str(error)
     text = f"cannot read {path}: {message.splitlines()[0] if message else type(error).__name__}"
@@ -207,7 +207,7 @@ def read_text(path: str) -> str:
     except tf.errors.NotFoundError as e:
         raise FileNotFoundError(f"{path}: no such object") from e
     except tf.errors.OpError as e:
-        raise OSError(_store_error(path, e)) from e
+        raise OSError(store_error(path, e)) from e
 
 
 def policy_description(model) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dcgan.fileio import is_remote
+from dcgan.fileio import ObjectStoreError, check_s3_reachable, is_remote
 from serving import config as cfg
 from serving.batching import BatchingQueue, SharedBatchScheduler
 from serving.config import BatchingOptions
@@ -163,6 +163,7 @@ class ServerCore:
         self._config_file, self._config_file_poll = config_file, config_file_poll_seconds
         if config_file:
             self._config_text = cfg.read_text(config_file)
+        self._probe_object_stores(config)
         self.reload_config(config, source="startup")
         self._retry_unreadable_stores()
         failed = []
@@ -181,6 +182,17 @@ class ServerCore:
         if polls:
             self._poller = threading.Thread(target=self._poll_loop, args=(min(polls),), name="fs-poller", daemon=True)
             self._poller.start()
+
+    @staticmethod
+    def _probe_object_stores(config) -> None:
+        """A bounded boto3 probe of every s3:// base path before tensorflow-io first touches it: its AWS SDK retries
+        an unreachable endpoint for about a minute per call with no setting to shorten it (see dcgan.fileio)."""
+        for model in cfg.model_configs(config).values():
+            try:
+                check_s3_reachable(model.base_path)
+            except ObjectStoreError as e:
+                raise ServingError(Code.UNAVAILABLE, f"model {model.name}: {cfg.store_error(model.base_path, e)}") \
+                    from None
 
     def _retry_unreadable_stores(self) -> None:
         """At start-up, an object store that cannot be listed is tried once more after 2 s (each call is already
