@@ -202,7 +202,7 @@ def sweep_gifs(sampler: Sampler, seeds: Sequence[int] | None, dims: Sequence[int
 def merged_gif(sampler: Sampler, seed: int | None, steps: int, out: str, low: float = -1.0, high: float = 1.0,
                fps: int = 12, cells: int = 100) -> dict:
     """carpedm20's option 4: one GIF of a grid (10×10 for the first 100 dimensions): cell i shows the base z with
-    dimension i swept from `low` to `high` and back (2·steps − 2 frames). Base: the seed's z, or z = 0 without a seed."""
+    dimension i swept from `low` to `high` and back (2·steps − 2 frames). Base: the seed's z, or z = 0 without one."""
     if steps < 2 or fps <= 0 or cells < 1:
         raise ValueError(f"merged-gif needs steps >= 2, fps > 0 and cells >= 1 (got {steps}, {fps}, {cells})")
     count = min(cells, sampler.z_dim)
