@@ -37,6 +37,7 @@ SETTINGS = {
     "default": {},
     "pixels-only": {"feature_weight": 0.0},
     "fast": {"candidates": 32, "restarts": 2, "steps": 30},
+    "features-x4": {"feature_weight": 2.0},
 }
 
 
