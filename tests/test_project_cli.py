@@ -62,9 +62,10 @@ def test_not_an_image_is_refused_before_any_server_call(tmp_path, capsys):
 
 def test_a_file_over_the_size_cap_is_refused(tmp_path, capsys):
     path = tmp_path / "big.png"
-    path.write_bytes(imlib.encode_png(np.zeros((64, 64, 3), np.uint8)))
-    code, _, err = run(["project", str(path), "--server", "127.0.0.1:1", "--max-bytes", "100"], capsys)
-    assert code == 2 and "over the limit of 100 (--max-bytes)" in err, err
+    path.write_bytes(imlib.encode_png(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    assert path.stat().st_size > 1000
+    code, _, err = run(["project", str(path), "--server", "127.0.0.1:1", "--max-bytes", "1000"], capsys)
+    assert code == 2 and "over the limit of 1000 (--max-bytes)" in err, err
 
 
 def test_a_missing_file_is_a_usage_error(tmp_path, capsys):

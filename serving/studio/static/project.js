@@ -145,20 +145,26 @@ function zPointerDown(event) {
   clearError("z");
 }
 
-function zPointerMove(event) {
-  if (zEdit.index < 0) return;
+function zDragTo(event) {
+  // The value follows the pointer's height from where the drag started; true once the pointer has really moved.
   const dy = zEdit.startY - event.clientY;
-  if (Math.abs(dy) < 3 && !zEdit.moved) return;
+  if (Math.abs(dy) < 3 && !zEdit.moved) return false;
   zEdit.moved = true;
   const value = Math.max(-Z_EDIT_MAX, Math.min(Z_EDIT_MAX, zEdit.startValue + dy / Z_DRAG_PX));
   zEdit.z[zEdit.index] = Math.round(value * 100) / 100;
+  return true;
+}
+
+function zPointerMove(event) {
+  if (zEdit.index < 0 || !zDragTo(event)) return;
   drawZ(zEdit.z);
   renderEditedZ(false);
 }
 
-function zPointerUp() {
+function zPointerUp(event) {
   if (zEdit.index < 0) return;
-  if (!zEdit.moved) zEdit.z[zEdit.index] = -zEdit.startValue;  // a click flips the cell's sign
+  // Where the pointer is released counts (moves may be coalesced or dropped on a busy page).
+  if (!zDragTo(event)) zEdit.z[zEdit.index] = -zEdit.startValue;  // a click flips the cell's sign
   zEdit.index = -1;
   drawZ(zEdit.z);
   renderEditedZ(true);
