@@ -139,7 +139,8 @@ def test_dragging_a_z_cell_changes_that_dimension_and_the_face(page, studio, art
     page.mouse.move(x, y - 30, steps=5)  # up: +1.5
     page.mouse.move(x, y - 60, steps=5)  # up: +3
     page.mouse.up()
-    wait_js(page, "document.getElementById('face-caption').textContent.includes('edited z[42]')",
+    # While dragging, faces are shown as they come; on release the last one becomes the selected face.
+    wait_js(page, "state.selected && state.selected.source.startsWith('edited z[42]') && !zEdit.rendering",
             what="the edited face to be selected")
     wait_for_new_face(page, old)
     z1 = shown_z(page)
@@ -153,6 +154,6 @@ def test_dragging_a_z_cell_changes_that_dimension_and_the_face(page, studio, art
     old = page.get_attribute("[data-testid=face-big]", "src")
     x, y = _cell_centre(page, 7)
     page.mouse.click(x, y)
-    wait_js(page, "document.getElementById('face-caption').textContent.includes('edited z[7]')")
+    wait_js(page, "state.selected && state.selected.source.startsWith('edited z[7]') && !zEdit.rendering")
     wait_for_new_face(page, old)
     np.testing.assert_allclose(shown_z(page)[7], -z1[7], atol=1e-2)
