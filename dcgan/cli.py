@@ -173,19 +173,35 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _dims(text: str) -> list[int]:
+    try:
+        dims = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if not dims or min(dims) < 0:
+        raise argparse.ArgumentTypeError(f"must name z dimensions >= 0, got {text!r}")
+    return dims
+
+
 def _add_visualize(sub) -> None:
     p = sub.add_parser("visualize", help="latent-space pictures: interpolation strips, GIF walks, 1-D sweeps",
-                       description="carpedm20 --visualize options, named: grid (0), sweep (1/2), gif (3/4), "
-                                   "interpolate (slerp strips).")
+                       description="carpedm20/DCGAN-tensorflow's --visualize options, named: grid (option 0), sweep "
+                                   "(1), sweep-gif (2: random base = --seeds, 3: zero base = --zero-base; one GIF "
+                                   "per z dimension), merged-gif (4: one 10x10 GIF, cell i sweeps dimension i); "
+                                   "plus gif (slerp walks) and interpolate (slerp strips).")
     p.add_argument("source", help="run directory or exported SavedModel directory")
-    p.add_argument("--mode", choices=("grid", "interpolate", "gif", "sweep"), default="interpolate")
-    p.add_argument("--out", help="output file (PNG; .gif for --mode gif)")
+    p.add_argument("--mode", choices=("grid", "interpolate", "gif", "sweep", "sweep-gif", "merged-gif"),
+                   default="interpolate")
+    p.add_argument("--out", help="output file (PNG; .gif for --mode gif/merged-gif; a folder for --mode sweep-gif)")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4, 5, 6, 7], help="comma-separated seeds")
     p.add_argument("--steps", type=_int_in(2), default=10, help="frames per strip / sweep / walk segment")
     p.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
     p.add_argument("--dim", type=_int_in(0), default=0, help="sweep: the z dimension to vary")
-    p.add_argument("--low", type=_finite_float, default=-2.0)
-    p.add_argument("--high", type=_finite_float, default=2.0)
+    p.add_argument("--dims", type=_dims, help="sweep-gif: comma-separated z dimensions (default: every one)")
+    p.add_argument("--zero-base", action="store_true",
+                   help="sweep-gif / merged-gif: sweep around z = 0 (carpedm20's options 3 and 4), not the seeds' z")
+    p.add_argument("--low", type=_finite_float, help="sweep start (default -2 for sweep, -1 for the GIF sweeps)")
+    p.add_argument("--high", type=_finite_float, help="sweep end (default 2 for sweep, 1 for the GIF sweeps)")
     p.add_argument("--keyframes", type=_int_in(0), default=3, help="gif: random points each walk visits")
     p.add_argument("--fps", type=_int_in(1, 100), default=12, help="gif: frames per second (1-100)")
     p.add_argument("--no-ema", action="store_true")
@@ -199,8 +215,25 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     if args.mode == "interpolate" and len(args.seeds) % 2:
         raise CommandError(f"--seeds: interpolate needs pairs of seeds (a,b[,c,d...]), got {len(args.seeds)}",
                            EXIT_USAGE)
+    wide = 2.0 if args.mode == "sweep" else 1.0
+    low = -wide if args.low is None else args.low
+    high = wide if args.high is None else args.high
     sampler = visualize.load_sampler(args.source, use_ema=not args.no_ema)
-    out = args.out or {"gif": "walk.gif"}.get(args.mode, f"{args.mode}.png")
+    out = args.out or {"gif": "walk.gif", "merged-gif": "merged.gif", "sweep-gif": "sweep_gifs"}.get(
+        args.mode, f"{args.mode}.png")
+    if args.mode == "sweep-gif":
+        dims = args.dims
+        if dims is not None and max(dims) >= sampler.z_dim:
+            raise CommandError(f"--dims {max(dims)} is outside 0..{sampler.z_dim - 1}", EXIT_USAGE)
+        record = visualize.sweep_gifs(sampler, None if args.zero_base else args.seeds, dims, args.steps, out, low,
+                                      high, args.fps)
+        print(f"sweep-gif (carpedm20 option {'3' if args.zero_base else '2'}): {len(record['files'])} GIFs in {out}")
+        return 0
+    if args.mode == "merged-gif":
+        record = visualize.merged_gif(sampler, None if args.zero_base else args.seeds[0], args.steps, out, low, high,
+                                      args.fps)
+        print(f"merged-gif (carpedm20 option 4): {record['cells']} cells, {record['frames']} frames: {out}")
+        return 0
     if args.mode == "grid":
         visualize.sample(sampler, len(args.seeds), args.seeds[0], out, seeds=args.seeds)
     elif args.mode == "interpolate":
@@ -208,7 +241,7 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     elif args.mode == "sweep":
         if not 0 <= args.dim < sampler.z_dim:
             raise CommandError(f"--dim {args.dim} is outside 0..{sampler.z_dim - 1}", EXIT_USAGE)
-        visualize.sweep_grid(sampler, args.seeds, args.dim, args.steps, out, args.low, args.high)
+        visualize.sweep_grid(sampler, args.seeds, args.dim, args.steps, out, low, high)
     else:
         visualize.walk_gif(sampler, args.seeds, args.keyframes, args.steps, out, args.fps)
     print(f"{args.mode}: {out}")
@@ -238,7 +271,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     path = export_run(args.run_dir, args.out_dir, use_ema=not args.no_ema, checkpoint=args.checkpoint,
                       overwrite=args.force)
-    print(f"exported SavedModel to {path} (signatures: serving_default, generate, interpolate)")
+    from dcgan.export import SIGNATURES
+
+    print(f"exported SavedModel to {path} (signatures: {', '.join(SIGNATURES)})")
     if args.reference_stats:
         from dcgan.metrics.reference import store_reference_stats
 

@@ -7,6 +7,8 @@ Signatures (N ≤ MAX_BATCH; inputs are validated inside the graph, so a bad req
 | `serving_default` | `z` float32 [N, z_dim], finite                 | `images` float32 [N, H, W, C] in [-1, 1]       |
 | `generate`        | `seed` int64 [N]                               | `png_bytes` string [N] (PNG), `z` [N, z_dim]   |
 | `interpolate`     | `z0`, `z1` float32 [N, z_dim], `t` float32 [N] | `images` [N, H, W, C], `z` float32 [N, z_dim]  |
+| `project`         | `image` float32 [N, H, W, C] in [-1, 1], N ≤ 16| `z` [N, z_dim], `images` (G(z)), `distance` [N]|
+|                   |                                                | (pixel MSE), `loss` [N] (the objective)        |
 
 `generate` draws z for seed s with `tf.random.stateless_normal([z_dim], seed=[s, 0])` (see dcgan.latent), so a face
 and its z can be shown together and regenerated from either. `png_bytes` ends in `_bytes` so TF Serving's REST API
@@ -15,7 +17,13 @@ returns it base64-encoded (`{"b64": ...}`).
 `interpolate` is row-wise slerp: row i is the point at position t[i] ∈ [0, 1] on the great circle from z0[i] to
 z1[i] (exactly z0 at t = 0 and z1 at t = 1). A walk of `steps` frames sends z0/z1 repeated and
 t = linspace(0, 1, steps).
-Every input has a batch dimension, so all three signatures work with server-side batching.
+`project` inverts the generator (dcgan.projection): z found by a bounded in-graph optimisation (seeded random
+candidates, the best few refined by Adam on a pixel + discriminator-feature loss, the best kept). Its image input is
+in the generator's own range, so a face from `serving_default` can be projected as it is; uint8 pictures are mapped
+with x / 127.5 − 1. The discriminator's feature layers are exported with the generator for it (tracked tf.Variables
+like G's); an export without a discriminator projects on pixels only. Its settings (`ProjectionConfig`) are fixed at
+export and recorded in dcgan.json under "projection".
+Every input has a batch dimension, so all signatures work with server-side batching.
 
 `assets.extra/tf_serving_warmup_requests` holds one PredictionLog per signature; TF Serving (and `dcgan serve`)
 replays them when a version loads, so the first real request does not pay for graph warm-up.
@@ -38,6 +46,7 @@ import tensorflow as tf
 from dcgan import fileio
 from dcgan.config import ModelConfig
 from dcgan.latent import z_from_seeds_tf
+from dcgan.projection import MAX_PROJECT_BATCH, ProjectionConfig, build_feature_model, project_graph
 
 MAX_BATCH = 1024
 METADATA_FILE = os.path.join("assets.extra", "dcgan.json")
@@ -103,7 +112,8 @@ def _tf_variable(variable: Any) -> tf.Variable:
 class GeneratorModule(tf.Module):
     """A tf.Module wrapping the Keras generator with the serving signatures above."""
 
-    def __init__(self, generator: keras.Model, config: ModelConfig):
+    def __init__(self, generator: keras.Model, config: ModelConfig, discriminator: keras.Model | None = None,
+                 projection: ProjectionConfig | None = None):
         super().__init__(name="dcgan_generator")
         # Track the tf.Variables the functions below actually read (each Keras variable's backend `.value`), not the
         # Keras model, as Keras' own model.export() does: the SavedModel's restore op then writes exactly the
@@ -113,6 +123,10 @@ class GeneratorModule(tf.Module):
         self.generator_variables = [_tf_variable(v) for v in generator.variables]
         self.z_dim = config.z_dim
         z_dim = config.z_dim
+        projection = (projection or ProjectionConfig()).validate()
+        feature_model = build_feature_model(discriminator, config.num_upsamplings) if discriminator else None
+        # D's feature layers, tracked the same way (only what `project` reads: the logit layer is not part of it).
+        self.discriminator_variables = [_tf_variable(v) for v in feature_model.variables] if feature_model else []
 
         def generated(z: tf.Tensor) -> tf.Tensor:
             return _images(generator, z, z_dim)
@@ -148,24 +162,55 @@ class GeneratorModule(tf.Module):
                 z = _slerp_rows_tf(z0, z1, t)
             return {"images": generated(z), "z": z}
 
+        image_spec = tf.TensorSpec([None, config.size, config.size, config.channels], tf.float32, name="image")
+
+        @tf.function(input_signature=[image_spec])
+        def project(image):
+            image = tf.ensure_shape(image, [None, config.size, config.size, config.channels])
+            with tf.control_dependencies([
+                tf.debugging.assert_all_finite(image, "image must be finite (no NaN/Inf)"),
+                tf.debugging.assert_greater_equal(image, -1.0, message="image values must be in [-1, 1] "
+                                                  "(uint8 pixels: x / 127.5 - 1)"),
+                tf.debugging.assert_less_equal(image, 1.0, message="image values must be in [-1, 1] "
+                                               "(uint8 pixels: x / 127.5 - 1)"),
+                tf.debugging.assert_less_equal(tf.shape(image)[0], MAX_PROJECT_BATCH,
+                                               message=f"project takes at most {MAX_PROJECT_BATCH} images"),
+            ]):
+                image = tf.identity(image)
+
+            def features(x):
+                return list(feature_model(x, training=False))
+
+            return project_graph(lambda z: tf.cast(generator(z, training=False), tf.float32),
+                                 features if feature_model else None, image, z_dim, projection)
+
         self.serving_default = serving_default
         self.generate = generate
         self.interpolate = interpolate
+        self.project = project
+        self.projection = projection
+        self.has_features = feature_model is not None
 
     def _check_batch(self, n: tf.Tensor) -> None:
         tf.debugging.assert_less_equal(n, MAX_BATCH, message=f"batch size must be at most {MAX_BATCH}")
 
 
+SIGNATURES = ("serving_default", "generate", "interpolate", "project")
+
+
 def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,
-                     metadata: dict[str, Any] | None = None, overwrite: bool = False) -> str:
-    """Write the SavedModel to `out_dir` (atomically). Returns `out_dir`."""
+                     metadata: dict[str, Any] | None = None, overwrite: bool = False, *,
+                     discriminator: keras.Model | None = None, projection: ProjectionConfig | None = None) -> str:
+    """Write the SavedModel to `out_dir` (atomically). Returns `out_dir`. With `discriminator`, its feature layers go
+    into the export for `project`'s feature term."""
     if fileio.is_remote(out_dir):
         if fileio.exists(out_dir) and not overwrite:
             raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--force) to replace it")
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="dcgan-export-") as local:
-            export_generator(generator, config, os.path.join(local, "model"), metadata)
+            export_generator(generator, config, os.path.join(local, "model"), metadata,
+                             discriminator=discriminator, projection=projection)
             if fileio.exists(out_dir):
                 fileio.remove_tree(out_dir)
             return fileio.upload_tree(os.path.join(local, "model"), out_dir)
@@ -177,18 +222,16 @@ def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,
     os.makedirs(parent, exist_ok=True)
     # A dot-prefixed sibling: model servers ignore it while it is being written (not an integer version).
     tmp = os.path.join(parent, f".{os.path.basename(out_dir)}.tmp-{os.getpid()}-{int(time.time())}")
-    module = GeneratorModule(generator, config)
-    tf.saved_model.save(module, tmp, signatures={
-        "serving_default": module.serving_default,
-        "generate": module.generate,
-        "interpolate": module.interpolate,
-    })
+    module = GeneratorModule(generator, config, discriminator, projection)
+    tf.saved_model.save(module, tmp, signatures={name: getattr(module, name) for name in SIGNATURES})
     meta = {
         "format": "dcgan-generator/1",
         "model": json.loads(json.dumps(config.__dict__)),
         "image_shape": [config.size, config.size, config.channels],
-        "signatures": ["serving_default", "generate", "interpolate"],
+        "signatures": list(SIGNATURES),
         "max_batch": MAX_BATCH,
+        "projection": {**module.projection.to_dict(), "max_batch": MAX_PROJECT_BATCH,
+                       "feature_loss": "discriminator" if module.has_features else "none"},
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(metadata or {}),
     }
@@ -203,8 +246,10 @@ def export_generator(generator: keras.Model, config: ModelConfig, out_dir: str,
 
 
 def export_run(run_dir: str, out_dir: str, *, use_ema: bool = True, checkpoint: str | None = None,
-               overwrite: bool = False, extra_metadata: dict[str, Any] | None = None) -> str:
-    """Export the generator of a training run (the EMA copy when the run keeps one and `use_ema`)."""
+               overwrite: bool = False, extra_metadata: dict[str, Any] | None = None,
+               projection: ProjectionConfig | None = None) -> str:
+    """Export the generator of a training run (the EMA copy when the run keeps one and `use_ema`), with the
+    discriminator's feature layers for `project`."""
     from dcgan.run import load_models  # heavy; only needed here
 
     models = load_models(run_dir, checkpoint=checkpoint, precision="float32")
@@ -216,7 +261,8 @@ def export_run(run_dir: str, out_dir: str, *, use_ema: bool = True, checkpoint: 
         "train_config": models.config.to_dict(),
         **(extra_metadata or {}),
     }
-    return export_generator(generator, models.config.model, out_dir, metadata, overwrite=overwrite)
+    return export_generator(generator, models.config.model, out_dir, metadata, overwrite=overwrite,
+                            discriminator=models.discriminator, projection=projection)
 
 
 def read_metadata(saved_model_dir: str) -> dict[str, Any]:
@@ -249,3 +295,11 @@ class LoadedGenerator:
     def generate(self, seeds) -> dict[str, np.ndarray]:
         out = self.module.signatures["generate"](seed=tf.constant(np.asarray(seeds, np.int64)))
         return {k: v.numpy() for k, v in out.items()}
+
+    def project(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """`project` on images [N, H, W, C] in [-1, 1] (any N: sent in chunks of MAX_PROJECT_BATCH)."""
+        if "project" not in self.module.signatures:
+            raise ValueError(f"{self.path} has no project signature (exported before it existed): export it again")
+        parts = [self.module.signatures["project"](image=tf.constant(images[i:i + MAX_PROJECT_BATCH], tf.float32))
+                 for i in range(0, len(images), MAX_PROJECT_BATCH)]
+        return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}

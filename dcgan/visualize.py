@@ -1,6 +1,16 @@
 """Sampling and latent-space visualisations from a run directory or an exported SavedModel (`dcgan sample`,
 `dcgan visualize`): grids with recorded seeds, slerp interpolation strips, animated GIF walks, one-dimension sweeps
-(the named versions of carpedm20/DCGAN-tensorflow's `--visualize` options)."""
+(the named versions of carpedm20/DCGAN-tensorflow's `--visualize` options).
+
+| mode          | carpedm20 option   | what it writes                                                          |
+|---------------|--------------------|-------------------------------------------------------------------------|
+| `grid`        | 0                  | one grid of faces (seeds recorded)                                      |
+| `sweep`       | 1                  | one PNG: a row per seed, one z dimension swept across the row           |
+| `sweep-gif`   | 2 (seeds), 3 (z=0) | one GIF per z dimension: it goes from -1 to 1, the rest of z stays      |
+| `merged-gif`  | 4                  | one GIF, a 10×10 grid: cell i sweeps dimension i forth and back         |
+| `gif`         | —                  | slerp walks through random points, side by side                         |
+| `interpolate` | —                  | slerp strips between pairs of seeds                                     |
+"""
 
 from __future__ import annotations
 
@@ -15,7 +25,8 @@ from PIL import Image
 from dcgan import fileio, latent
 from dcgan import images as imlib
 
-MODES = ("grid", "interpolate", "gif", "sweep")
+MODES = ("grid", "interpolate", "gif", "sweep", "sweep-gif", "merged-gif")
+CARPEDM20_OPTION = {"grid": "0", "sweep": "1", "sweep-gif": "2/3", "merged-gif": "4"}
 
 
 @dataclass
@@ -142,3 +153,74 @@ def walk_gif(sampler: Sampler, seeds: list[int], keyframes: int, steps: int, out
               "steps": steps, "frames": len(frames), "output": out}
     _write_record(out, record)
     return record
+
+
+def _base_z(sampler: Sampler, seeds: Sequence[int] | None) -> np.ndarray:
+    """Base points of a sweep: the seeds' z, or the origin (carpedm20's option 3 / 4 start from z = 0)."""
+    if seeds:
+        return latent.z_from_seeds(list(seeds), sampler.z_dim)
+    return np.zeros((1, sampler.z_dim), np.float32)
+
+
+def _save_gif(frames: list[np.ndarray], out: str, fps: int) -> None:
+    pictures = [Image.fromarray(f) for f in frames]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=int(1000 / fps), loop=0,
+                     optimize=False)
+
+
+def sweep_gifs(sampler: Sampler, seeds: Sequence[int] | None, dims: Sequence[int] | None, steps: int, out_dir: str,
+               low: float = -1.0, high: float = 1.0, fps: int = 12) -> dict:
+    """carpedm20's options 2/3: one GIF per z dimension (`dims`, default all), `steps` frames in which that dimension
+    goes from `low` to `high` while the rest of z stays fixed: every seed's z side by side (option 2 draws a random
+    base), or z = 0 when no seeds are given (option 3). Files: OUT_DIR/sweep_dim_NNN.gif."""
+    dims = list(range(sampler.z_dim)) if dims is None else list(dims)
+    bad = [d for d in dims if not 0 <= d < sampler.z_dim]
+    if bad or not dims or steps < 2 or fps <= 0:
+        raise ValueError(f"sweep-gif needs dimensions in 0..{sampler.z_dim - 1} (got {bad or dims}), steps >= 2 "
+                         f"and fps > 0 (got steps={steps}, fps={fps})")
+    base = _base_z(sampler, seeds)
+    values = np.linspace(low, high, steps, dtype=np.float32)
+    os.makedirs(out_dir, exist_ok=True)
+    files = []
+    for d in dims:
+        z = np.repeat(base[None], steps, axis=0)  # [frames, bases, z_dim]
+        z[:, :, d] = values[:, None]
+        faces = imlib.to_uint8(sampler(z.reshape(-1, sampler.z_dim)))
+        faces = faces.reshape(steps, len(base), *faces.shape[1:])
+        path = os.path.join(out_dir, f"sweep_dim_{d:03d}.gif")
+        _save_gif([imlib.make_grid(f) if len(base) > 1 else f[0] for f in faces], path, fps)
+        files.append(path)
+    record = {"source": sampler.description, "mode": "sweep-gif", "carpedm20_option": "2/3",
+              "base": list(seeds) if seeds else "zero", "dims": dims, "steps": steps, "range": [low, high],
+              "frames": steps, "files": files}
+    with open(os.path.join(out_dir, "sweep_gifs.json"), "w") as f:
+        json.dump(record, f, indent=2)
+    return record
+
+
+def merged_gif(sampler: Sampler, seed: int | None, steps: int, out: str, low: float = -1.0, high: float = 1.0,
+               fps: int = 12, cells: int = 100) -> dict:
+    """carpedm20's option 4: one GIF of a grid (10×10 for the first 100 dimensions): cell i shows the base z with
+    dimension i swept from `low` to `high` and back (2·steps − 2 frames). Base: the seed's z, or z = 0 without one."""
+    if steps < 2 or fps <= 0 or cells < 1:
+        raise ValueError(f"merged-gif needs steps >= 2, fps > 0 and cells >= 1 (got {steps}, {fps}, {cells})")
+    count = min(cells, sampler.z_dim)
+    base = _base_z(sampler, [seed] if seed is not None else None)[0]
+    values = np.linspace(low, high, steps, dtype=np.float32)
+    z = np.repeat(np.repeat(base[None, None], steps, axis=0), count, axis=1)  # [steps, cells, z_dim]
+    z[:, np.arange(count), np.arange(count)] = values[:, None]
+    faces = imlib.to_uint8(sampler(z.reshape(-1, sampler.z_dim)))
+    faces = faces.reshape(steps, count, *faces.shape[1:])
+    ncols = int(np.ceil(np.sqrt(count)))
+    forward = [imlib.make_grid(f, ncols=ncols) for f in faces]
+    # Forth and back, as carpedm20's range(64) + range(63, -1, -1), without repeating the turning points (a GIF
+    # writer merges equal consecutive frames): 2·steps − 2 frames that loop seamlessly.
+    frames = forward + forward[-2:0:-1]
+    _save_gif(frames, out, fps)
+    record = {"source": sampler.description, "mode": "merged-gif", "carpedm20_option": "4",
+              "base": seed if seed is not None else "zero", "cells": count, "grid": [ncols, -(-count // ncols)],
+              "steps": steps, "range": [low, high], "frames": len(frames), "output": out}
+    _write_record(out, record)
+    return record
+

@@ -21,15 +21,17 @@ def generator(tiny_saved_model) -> LoadedGenerator:
 
 def test_signatures_and_their_input_specs(generator):
     sigs = generator.module.signatures
-    assert set(sigs) == {"serving_default", "generate", "interpolate"}
+    assert set(sigs) == {"serving_default", "generate", "interpolate", "project"}
     spec = {name: {k: (v.dtype, v.shape.as_list()) for k, v in sigs[name].structured_input_signature[1].items()}
             for name in sigs}
     assert spec["serving_default"] == {"z": (tf.float32, [None, 100])}
     assert spec["generate"] == {"seed": (tf.int64, [None])}
     assert spec["interpolate"] == {"z0": (tf.float32, [None, 100]), "z1": (tf.float32, [None, 100]),
                                    "t": (tf.float32, [None])}
+    assert spec["project"] == {"image": (tf.float32, [None, 32, 32, 3])}
     outputs = {name: set(sigs[name].structured_outputs) for name in sigs}
-    assert outputs == {"serving_default": {"images"}, "generate": {"png_bytes", "z"}, "interpolate": {"images", "z"}}
+    assert outputs == {"serving_default": {"images"}, "generate": {"png_bytes", "z"}, "interpolate": {"images", "z"},
+                       "project": {"z", "images", "distance", "loss"}}
 
 
 def test_serving_default_matches_the_ema_generator_of_the_run(generator, tiny_run):
@@ -96,7 +98,7 @@ def test_metadata_and_tf_serving_warmup_requests_are_exported(tiny_saved_model):
 
     meta = json.load(open(os.path.join(tiny_saved_model, "assets.extra", "dcgan.json")))
     assert meta["model"]["size"] == 32 and meta["step"] == 6 and meta["ema"] is True
-    assert meta["signatures"] == ["serving_default", "generate", "interpolate"]
+    assert meta["signatures"] == ["serving_default", "generate", "interpolate", "project"]
     records = list(tf.data.TFRecordDataset(os.path.join(tiny_saved_model, "assets.extra",
                                                         "tf_serving_warmup_requests")).as_numpy_iterator())
     logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in records]
@@ -121,6 +123,7 @@ def _session_inputs() -> dict[str, dict[str, np.ndarray]]:
         "serving_default": {"z": z0},
         "generate": {"seed": np.array([0, 5, 2**40], np.int64)},
         "interpolate": {"z0": z0, "z1": z1, "t": np.array([0.0, 0.3, 1.0], np.float32)},
+        "project": {"image": rng.uniform(-1.0, 1.0, (2, 32, 32, 3)).astype(np.float32)},
     }
 
 

@@ -13,7 +13,7 @@ from serving.infra import InfraValidationError, load_and_query
 def test_load_and_query_serves_every_signature_over_grpc_and_rest(tiny_saved_model):
     report = load_and_query(tiny_saved_model, timeout_s=120)
     assert report["ok"] is True and report["version"] == 1
-    assert set(report["signatures"]) == {"serving_default", "generate", "interpolate"}
+    assert set(report["signatures"]) == {"serving_default", "generate", "interpolate", "project"}
     assert report["signatures"]["serving_default"]["outputs"]["images"] == {"dtype": "float32",
                                                                              "shape": [1, 32, 32, 3]}
     assert report["signatures"]["generate"]["outputs"]["png_bytes"]["dtype"] == "bytes"

@@ -18,6 +18,7 @@ Every POST takes a JSON object and may name its target: `model` (default: --mode
 | `POST /api/specify`           | `constraints`, `n`, `seed`, `budget` (specify.py)      | `faces`, `satisfaction`    |
 | `POST /api/directions/conditional` | `attribute`, `fixed` (specify.py)                 | unit `vector`              |
 | `GET  /api/stats`             |                                                        | cache/batching counters    |
+| `POST /api/project`           | multipart `file` (+ `center_crop`): your own picture   | crop, z, reconstruction    |
 
 Errors are `{"error": {"code", "message", "field"?}}`: 400 bad input, 404 unknown model/version or path,
 413 body too large, 415 not JSON, 503 model server down or busy, 504 model server timeout, 502 other model-server
@@ -540,6 +541,8 @@ def create_app(config: StudioConfig, backend: ModelBackend | None = None) -> Fas
     app.include_router(router)
     from serving.studio import specify  # attribute endpoints: /api/specify, /api/directions/conditional
     app.include_router(specify.router)
+    from serving.studio import project  # POST /api/project (its module imports this one: imported here)
+    app.include_router(project.router)
     app.include_router(page)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
