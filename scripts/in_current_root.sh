@@ -72,10 +72,12 @@ for dev in null zero random urandom tty; do   # debootstrap made these nodes; ma
   [ -e "$ROOT/dev/$dev" ] || { echo "in_current_root: $ROOT/dev/$dev missing" >&2; exit 1; }
 done
 
-if [ ! -x "$ROOT/usr/bin/chromium" ]; then   # the studio's browser tests drive it (scripts/ensure_chromium.sh)
-  echo "in_current_root: installing chromium in the root (apt-get, about a minute)" >&2
+# Tools the tests drive (scripts/test.sh ensures the same on the host): chromium for the studio's browser tests, rclone
+# for the Kubernetes S3 model-sync test.
+if [ ! -x "$ROOT/usr/bin/chromium" ] || [ ! -x "$ROOT/usr/bin/rclone" ]; then
+  echo "in_current_root: installing chromium and rclone in the root (apt-get, about a minute)" >&2
   chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c \
-    'apt-get update -q >/tmp/apt.log 2>&1 && apt-get install -y -q --no-install-recommends chromium >>/tmp/apt.log 2>&1 \
+    'apt-get update -q >/tmp/apt.log 2>&1 && apt-get install -y -q --no-install-recommends chromium rclone >>/tmp/apt.log 2>&1 \
        || { tail -20 /tmp/apt.log; exit 1; }'
 fi
 flock -u 9
