@@ -160,7 +160,8 @@ class FakeBucket:
     def __init__(self):
         self.objects: dict[str, tuple[int, bytes, dict, dt.datetime]] = {}
         self.generations = itertools.count(1_700_000_000_000_001)
-        self.clock = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
+        # GCS stamps objects with its own (real) time; the lease's age is judged against it
+        self.clock = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
     def now(self) -> dt.datetime:
         return self.clock
@@ -189,7 +190,8 @@ def test_gcs_store_uses_generation_preconditions_against_a_fake_bucket():
     seen = alice.read()
     assert seen.token == first and seen.text == CONFIG
     bob.write("bob's", bob.read().token, step="promote")
-    with pytest.raises(StaleConfigError, match=r"last written by .* pid \d+: promote at 2026-11-28 12:00:00 UTC"):
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    with pytest.raises(StaleConfigError, match=rf"last written by .* pid \d+: promote at {stamp}"):
         alice.write("alice's", seen.token)
     assert bob.read().text == "bob's"
     with alice.lease("alice@a pid 1: canary 3", ttl_s=600):
