@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -179,14 +179,12 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def list_image_files(folder: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """The image files under `folder`, recursively, as sorted (relative posix path, path) pairs, and the relative
-    paths of the other files (skipped). Hidden files and folders (".name") and macOS `__MACOSX` folders are left
-    out; symlinked folders are followed, each real folder once (a symlink cycle is not followed round)."""
+def iter_folder_files(folder: str) -> Iterator[tuple[str, str]]:
+    """Every file under `folder`, recursively, as (relative posix path, path) pairs in a stable order (sorted within
+    each folder), lazily. Hidden files and folders (".name") and macOS `__MACOSX` folders are left out; symlinked
+    folders are followed, each real folder once (a symlink cycle is not followed round)."""
     import os
 
-    found: list[tuple[str, str]] = []
-    ignored: list[str] = []
     seen: set[str] = set()
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -197,14 +195,21 @@ def list_image_files(folder: str) -> tuple[list[tuple[str, str]], list[str]]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX"
                          and os.path.realpath(os.path.join(root, d)) not in seen)
         for name in sorted(names):
-            if name.startswith("."):
-                continue
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, folder).replace(os.sep, "/")
-            if is_image_name(name):
-                found.append((rel, path))
-            else:
-                ignored.append(rel)
+            if not name.startswith("."):
+                path = os.path.join(root, name)
+                yield os.path.relpath(path, folder).replace(os.sep, "/"), path
+
+
+def list_image_files(folder: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The image files under `folder` (`iter_folder_files`' rules) as sorted (relative posix path, path) pairs, and
+    the relative paths of the other files (skipped)."""
+    found: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    for rel, path in iter_folder_files(folder):
+        if is_image_name(rel):
+            found.append((rel, path))
+        else:
+            ignored.append(rel)
     return sorted(found), sorted(ignored)
 
 

@@ -215,18 +215,7 @@ def _list_zip(path: str) -> Iterator[tuple[str, WorkItem | str]]:
 # -- checking a SOURCE string (the driver) ---------------------------------------------------------------------------
 def _first_local_image(folder: str) -> str | None:
     """The first image file found under a local folder (the same rules as the listing), or None."""
-    seen: set[str] = set()
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
-        for name in names:
-            if not name.startswith(".") and _is_image_name(name):
-                return os.path.join(root, name)
-    return None
+    return next((path for rel, path in imlib.iter_folder_files(folder) if imlib.is_image_name(rel)), None)
 
 
 def _probe_remote(pattern: str, base: str) -> bool | None:
