@@ -27,7 +27,9 @@ Four kinds of direction (`kind` of each entry of `directions`):
 
 Quality (`direction_quality`, `quality_table`, bench/directions_quality.py): for an attribute whose classifier is
 reliable, moving fresh faces by +2 (σ) along a direction: success = share of faces that then have the attribute,
-leakage = mean |Δ prevalence| of the other reliable attributes.
+leakage = mean |Δ prevalence| of the other reliable attributes. `linear_ceiling` bounds success for any direction:
+if an attribute were a noiseless linear threshold of z (prevalence p: n·z > Φ⁻¹(1 − p), ‖n‖ = 1), no unit
+direction moved by a could do better than Φ(a − Φ⁻¹(1 − p)), reached by n itself — at +2σ, 0.9 needs p ≥ 0.24.
 
 The result is stored beside the SavedModel as `<saved_model_dir>/assets.extra/directions.json` (format
 `dcgan-directions/2`; /1 files, mean-difference only, are still read), so every served version carries its own
@@ -585,6 +587,17 @@ def reliable_attributes(doc: Mapping[str, Any], min_balanced_accuracy: float | N
     return out
 
 
+def linear_ceiling(before: float, amount: float) -> float:
+    """The best success a unit direction moved by `amount` σ can reach on an attribute with prevalence `before` if
+    the attribute is a noiseless linear threshold of z ~ N(0, I): Φ(amount − Φ⁻¹(1 − before)) (see the docstring)."""
+    from statistics import NormalDist
+
+    if before <= 0.0 or before >= 1.0:
+        return float(before >= 1.0)
+    normal = NormalDist()
+    return normal.cdf(amount - normal.inv_cdf(1.0 - before))
+
+
 def quality_table(doc: Mapping[str, Any], amount: float | None = None,
                   min_balanced_accuracy: float | None = None) -> dict[str, Any]:
     """The success/leakage matrix of a directions document (its stored effects, or effects measured afresh put in
@@ -601,16 +614,23 @@ def quality_table(doc: Mapping[str, Any], amount: float | None = None,
         elif entry.get("attribute") in rows:
             rows[entry["attribute"]][entry["kind"]] = direction_quality(entry["effect"], entry["attribute"], judged,
                                                                         amount)
-    return {"amount": amount, "judged": judged, "rows": rows, "sefa": sefa,
+    ceilings = {}
+    for name, row in rows.items():
+        before = next((q["before"] for q in row.values()), None)
+        if before is not None:
+            ceilings[name] = round(linear_ceiling(before, amount), 4)
+    return {"amount": amount, "judged": judged, "rows": rows, "sefa": sefa, "linear_ceiling": ceilings,
             "goals": {"success": ">= 0.9", "leakage": "<= 0.1"}}
 
 
 def format_quality(table: Mapping[str, Any]) -> str:
     """The matrix as text: per reliable attribute and kind, prevalence before → success after +amount, leakage."""
     kinds = ("mean_difference", "boundary", "conditional")
-    head = f"{'attribute':<14} {'before':>6}  " + "  ".join(f"{k:>22}" for k in kinds)
+    head = f"{'attribute':<14} {'before':>6} {'ceiling':>7}  " + "  ".join(f"{k:>22}" for k in kinds)
     lines = [f"success / leakage after {table['amount']:+g} σ (goals: success >= 0.9, leakage <= 0.1; leakage over "
-             f"the other reliable attributes: {', '.join(table['judged']) or 'none'})", head, "-" * len(head)]
+             f"the other reliable attributes: {', '.join(table['judged']) or 'none'}; ceiling: the best success of "
+             "any direction were the attribute linear in z)", head, "-" * len(head)]
+    ceilings = table.get("linear_ceiling", {})
     for name, row in table["rows"].items():
         before = next((q["before"] for q in row.values()), None)
         cells = []
@@ -618,7 +638,8 @@ def format_quality(table: Mapping[str, Any]) -> str:
             q = row.get(kind)
             cells.append(f"{'-':>22}" if q is None else
                          f"{q['success']:>9.2f} / {q['leakage'] if q['leakage'] is not None else float('nan'):<10.3f}")
-        lines.append(f"{name:<14} {before if before is not None else float('nan'):>6.2f}  " + "  ".join(cells))
+        lines.append(f"{name:<14} {before if before is not None else float('nan'):>6.2f} "
+                     f"{ceilings.get(name, float('nan')):>7.2f}  " + "  ".join(cells))
     if table["sefa"]:
         lines.append("")
         lines.append(f"SeFa (no attribute): largest prevalence changes after {table['amount']:+g} σ")

@@ -159,8 +159,23 @@ def test_quality_matrix_from_measured_effects_on_a_linear_world():
     assert row["conditional"]["leakage"] < 0.05, row
     text = d.format_quality(table)
     assert "conditional" in text and text.splitlines()[3].startswith("A ")
+    # A is exactly linear in z here (z·a > 0.5), so its boundary normal reaches the linear ceiling
+    assert table["linear_ceiling"]["A"] == pytest.approx(row["boundary"]["success"], abs=0.03)
+    assert f"{table['linear_ceiling']['A']:.2f}" in text.splitlines()[3]
     with pytest.raises(ValueError, match="quality needs 0 and"):
         d.direction_quality(effects[0], "A", names, amount=1.0)
+
+
+def test_linear_ceiling_is_the_best_a_unit_step_can_do_on_a_linear_attribute():
+    # p = 0.5: the boundary is at 0, a +2σ step leaves Φ(2) = 0.977 above it
+    assert d.linear_ceiling(0.5, 2.0) == pytest.approx(0.97725, abs=1e-4)
+    # 0.9 at +2σ needs p >= 1 - Φ(2 - Φ⁻¹(0.9)) = 0.236
+    assert d.linear_ceiling(0.24, 2.0) > 0.9 > d.linear_ceiling(0.23, 2.0)
+    assert d.linear_ceiling(0.05, 2.0) == pytest.approx(0.6388, abs=1e-3)  # a 5 % attribute cannot reach 0.9
+    assert d.linear_ceiling(0.0, 2.0) == 0.0 and d.linear_ceiling(1.0, 2.0) == 1.0
+    rng = np.random.default_rng(0)  # and a simulation agrees: threshold 1.645 (p = 0.05), every z moved by 2
+    z = rng.standard_normal(200_000)
+    assert np.mean(z + 2.0 > 1.6449) == pytest.approx(d.linear_ceiling(0.05, 2.0), abs=0.005)
 
 
 def test_an_unreliable_attribute_is_neither_a_row_nor_judged_for_leakage():
