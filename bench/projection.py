@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 
 SETTINGS = {
     "default": {},
+    "restarts-4x60": {"restarts": 4, "steps": 60},
     "pixels-only": {"feature_weight": 0.0},
     "fast": {"candidates": 32, "restarts": 2, "steps": 30},
     "features-x4": {"feature_weight": 2.0},

@@ -50,8 +50,8 @@ class ProjectionConfig:
     """
 
     candidates: int = 64
-    restarts: int = 4
-    steps: int = 60
+    restarts: int = 2
+    steps: int = 120
     learning_rate: float = 0.08
     feature_weight: float = 0.5
     prior_weight: float = 0.002
