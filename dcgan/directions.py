@@ -587,6 +587,11 @@ def reliable_attributes(doc: Mapping[str, Any], min_balanced_accuracy: float | N
     return out
 
 
+def _prevalence_before(row: Mapping[str, Any]) -> float | None:
+    """An attribute row's unmoved prevalence (the same in every kind's cell: they share the fresh samples)."""
+    return next((q["before"] for q in row.values()), None)
+
+
 def linear_ceiling(before: float, amount: float) -> float:
     """The best success a unit direction moved by `amount` σ can reach on an attribute with prevalence `before` if
     the attribute is a noiseless linear threshold of z ~ N(0, I): Φ(amount − Φ⁻¹(1 − before)) (see the docstring)."""
@@ -614,11 +619,8 @@ def quality_table(doc: Mapping[str, Any], amount: float | None = None,
         elif entry.get("attribute") in rows:
             rows[entry["attribute"]][entry["kind"]] = direction_quality(entry["effect"], entry["attribute"], judged,
                                                                         amount)
-    ceilings = {}
-    for name, row in rows.items():
-        before = next((q["before"] for q in row.values()), None)
-        if before is not None:
-            ceilings[name] = round(linear_ceiling(before, amount), 4)
+    ceilings = {name: round(linear_ceiling(before, amount), 4) for name, row in rows.items()
+                if (before := _prevalence_before(row)) is not None}
     return {"amount": amount, "judged": judged, "rows": rows, "sefa": sefa, "linear_ceiling": ceilings,
             "goals": {"success": ">= 0.9", "leakage": "<= 0.1"}}
 
@@ -632,7 +634,7 @@ def format_quality(table: Mapping[str, Any]) -> str:
              "any direction were the attribute linear in z)", head, "-" * len(head)]
     ceilings = table.get("linear_ceiling", {})
     for name, row in table["rows"].items():
-        before = next((q["before"] for q in row.values()), None)
+        before = _prevalence_before(row)
         cells = []
         for kind in kinds:
             q = row.get(kind)
