@@ -24,6 +24,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "pipeline": (),
 }
 
+# serving/'s rooms and the rooms each may import besides itself and SERVING_SHARED (README "Architecture").
+SERVING_ROOMS: dict[str, tuple[str, ...]] = {
+    "serving.client": (),
+    "serving.model_server": ("serving.client",),  # the infra check queries the server it starts
+    "serving.client_cli": ("serving.client", "serving.model_server"),  # `models status --config` reads the config
+    "serving.project_cli": ("serving.client",),
+    "serving.rollout": ("serving.client", "serving.model_server"),
+    "serving.studio": ("serving.client", "serving.rollout"),  # the canary label's name
+}
+SERVING_SHARED = ("serving", "serving.errors", "serving.tensors", "serving.http_body", "serving.config_store")
+
 
 @dataclasses.dataclass(frozen=True)
 class Import:
@@ -177,7 +188,7 @@ def _dependency_order(graph: dict[str, set[str]], names: list[str]) -> list[str]
             visit(w)
         order.append(v)
 
-    for v in sorted(names):
+    for v in names:
         visit(v)
     return order
 
@@ -201,12 +212,31 @@ def test_packages_import_only_what_lies_below_them(package):
     assert not bad, f"{package}/ must not import {', '.join(FORBIDDEN[package])}:\n  " + "\n  ".join(bad)
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_every_module_imports_in_a_fresh_interpreter_in_dependency_order(package):
-    """One interpreter per package (cheap); its modules are imported after the modules they import."""
+def _room(module: str) -> str:
+    if module in SERVING_SHARED:
+        return "shared"
+    rooms = [room for room in SERVING_ROOMS if _matches(module, room)]
+    assert rooms, f"{module} is in no room of serving/: add it to SERVING_ROOMS or SERVING_SHARED (and to README)"
+    return rooms[0]
+
+
+def test_serving_rooms_import_only_the_rooms_they_may():
+    modules, imports = _all_imports()
+    assert {_room(m) for m in modules if m.split(".")[0] == "serving"} == {"shared", *SERVING_ROOMS}
+    bad = []
+    for i in imports:
+        if i.module.split(".")[0] == "serving" and i.target in modules and i.target.split(".")[0] == "serving":
+            room, target = _room(i.module), _room(i.target)
+            if target not in (room, "shared") and (room == "shared" or target not in SERVING_ROOMS[room]):
+                bad.append(f"{i} (room {room} may import {', '.join(SERVING_ROOMS.get(room, ())) or 'no room'})")
+    assert not bad, "serving/ rooms importing rooms they may not:\n  " + "\n  ".join(bad)
+
+
+def test_every_module_imports_in_a_fresh_interpreter_in_dependency_order():
+    """One interpreter for the whole project (cheap): the packages bottom to top, and every module after the modules
+    it imports, so each of dcgan/ is imported before anything above it is loaded."""
     graph, _ = _graph()
-    order = [m for m in _dependency_order(graph, [m for m in graph if m.split(".")[0] == package])
-             if m.split(".")[0] == package]
+    order = _dependency_order(graph, sorted(graph, key=lambda m: (PACKAGES.index(m.split(".")[0]), m)))
     code = ("import importlib, sys, traceback\n"
             "for name in sys.argv[1:]:\n"
             "    try:\n"

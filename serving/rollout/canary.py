@@ -5,12 +5,12 @@ Measured per label, over the window:
 - **errors and p99 latency** from the replicas' Prometheus pages (`--metrics H1:P1,...`, the REST ports; summed over
   replicas, the difference of the counters before and after the window): `dcgan serve` labels
   `dcgan_serving_requests_total`, `dcgan_serving_request_errors_total` and the histogram
-  `dcgan_serving_request_latency_seconds` by model and version (serving/metrics.py), so other traffic the versions
-  served during the window counts as well. p99 is read from the histogram as Prometheus' `histogram_quantile` does
-  (linear within the bucket). A real TF Serving has no per-version metrics (`:tensorflow:serving:request_count` is
-  labelled by model and status only), so without `--metrics`, or when the pages lack the version-labelled series,
-  the figures are the analysis' own client-side ones (every request timed and its status kept); the JSON says which
-  (`metrics_source`).
+  `dcgan_serving_request_latency_seconds` by model and version (serving/model_server/metrics.py), so other traffic
+  the versions served during the window counts as well. p99 is read from the histogram as Prometheus'
+  `histogram_quantile` does (linear within the bucket). A real TF Serving has no per-version metrics
+  (`:tensorflow:serving:request_count` is labelled by model and status only), so without `--metrics`, or when the
+  pages lack the version-labelled series, the figures are the analysis' own client-side ones (every request timed
+  and its status kept); the JSON says which (`metrics_source`).
 - **FID** of the canary's and the stable's images for the same seeds (the `generate` signature, first pass of the
   window) against the reference Inception statistics stored with the model (`assets.extra/fid_reference.npz`,
   dcgan.metrics.reference; the stable version's, else the canary's), so no dataset is needed at rollout time.
@@ -35,11 +35,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dcgan import fileio
-from serving.options import DEFAULT_PROMETHEUS_PATH
+from serving.model_server.options import DEFAULT_PROMETHEUS_PATH
 
 if TYPE_CHECKING:  # this module is imported by the CLI's parser: TensorFlow, gRPC and numpy only inside functions
     from serving.client import ServingClient
-    from serving.rollout import Rollout
+    from serving.rollout.labels import Rollout
 
 FORMAT = "dcgan-canary-analysis/1"
 ANALYSIS_SUFFIX = ".analysis.json"
@@ -143,7 +143,7 @@ def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
 
 def scrape(targets: Sequence[str], path: str, model: str, timeout: float = 10.0) -> dict[str, VersionCounts]:
     """Sum of `parse_metrics` over every replica's page; RolloutError naming a replica whose page cannot be read."""
-    from serving.rollout import RolloutError
+    from serving.rollout.labels import RolloutError
 
     total: dict[str, VersionCounts] = {}
     for target in targets:
@@ -173,7 +173,7 @@ def send_window(clients: Sequence[ServingClient], model: str, config: AnalysisCo
     """Same seeds to both labels, replicas in turn, labels alternately first, until the first pass is done and
     `window_s` has passed. Returns ({label: ClientFigures}, window facts)."""
     from serving.client import ServingClientError
-    from serving.rollout import CANARY, STABLE
+    from serving.rollout.labels import CANARY, STABLE
 
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     chunks = [seeds[i:i + config.batch] for i in range(0, len(seeds), config.batch)]
@@ -262,8 +262,8 @@ def default_fid_margin(reference_meta: dict[str, Any]) -> tuple[float, str]:
 
 # -- the analysis -----------------------------------------------------------------------------------------------------
 def _model(config_path: str, name: str | None):
-    from serving import config as cfg
-    from serving.rollout import RolloutError
+    from serving.model_server import config as cfg
+    from serving.rollout.labels import RolloutError
 
     models = cfg.model_configs(cfg.read_model_server_config(config_path))
     if name is None:
@@ -277,7 +277,7 @@ def _model(config_path: str, name: str | None):
 
 def _reference(base_path: str, versions: Sequence[int]):  # noqa: ANN202
     from dcgan.metrics.reference import has_reference_stats, read_reference_stats
-    from serving.rollout import RolloutError
+    from serving.rollout.labels import RolloutError
 
     for v in versions:
         folder = fileio.join(base_path, str(v))
@@ -317,7 +317,7 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
     the canary step fails."""
     from dcgan.metrics.inception import get_extractor
     from serving.client import ServingClientError
-    from serving.rollout import CANARY, STABLE, RolloutError
+    from serving.rollout.labels import CANARY, STABLE, RolloutError
 
     config = config.validate()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -372,7 +372,7 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
 def _measure(clients, model: str, stable_v: int, canary_v: int, config: AnalysisConfig, reference,  # noqa: ANN001
              extractor, fid_margin: float) -> dict[str, Any]:  # noqa: ANN001
     """The window, the figures, the rules: the analysis' evidence and decision."""
-    from serving.rollout import CANARY, STABLE
+    from serving.rollout.labels import CANARY, STABLE
 
     source = "prometheus" if config.metrics else "client"
     note = None if config.metrics else ("no --metrics: client-side figures (a real TF Serving has no per-version "
@@ -422,7 +422,7 @@ def read_analysis(config_path: str) -> dict[str, Any] | None:
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """What `dcgan rollout status` and `--analyze` print."""
-    from serving.rollout import CANARY, STABLE
+    from serving.rollout.labels import CANARY, STABLE
 
     s, c = result["stable"], result["canary"]
 
@@ -474,7 +474,7 @@ def add_arguments(parser) -> None:  # noqa: ANN001
 
 
 def config_from_args(args) -> AnalysisConfig:  # noqa: ANN001
-    from serving.fleet import resolve_servers
+    from serving.rollout.fleet import resolve_servers
 
     metrics = tuple(resolve_servers(args.metrics)) if args.metrics else ()
     return AnalysisConfig(window_s=args.window, seeds=args.seeds, first_seed=args.first_seed, batch=args.batch,
