@@ -192,6 +192,16 @@ def test_rules_on_given_figures():
         assert [c["rule"] for c in checks if not c["passed"]] == [rule]
     # An unmeasured stable figure fails the rule too (nothing to compare with).
     assert decide({**stable, "p99_s": None}, ok, 0.01, 2.0, 5.0)[0] == ROLLBACK
+    # The FID margin (without --fid-margin): the gate's max_fid_regression recorded with the reference statistics,
+    # else the allowance passed in, whose default is the pipeline's default gate.
+    from pipeline.config import PipelineConfig
+    from serving.rollout.canary import AnalysisConfig, default_fid_margin
+
+    assert AnalysisConfig().max_fid_regression == PipelineConfig().evaluation.max_fid_regression == 0.0
+    assert default_fid_margin({"max_fid_regression": 5.0}, 1.0)[0] == 5.0
+    assert default_fid_margin({"max_fid_regression": None}, 1.0)[0] == 1.0
+    with pytest.raises(ValueError, match="max_fid_regression=-1"):
+        AnalysisConfig(max_fid_regression=-1.0).validate()
 
 
 def test_histogram_quantile_and_prometheus_page_of_a_real_server(tiny_saved_model, tmp_path):

@@ -16,9 +16,10 @@ Measured per label, over the window:
   dcgan.metrics.reference; the stable version's, else the canary's), so no dataset is needed at rollout time.
 
 Rules (all must pass to promote): canary error rate ≤ stable's + `max_error_margin`; canary p99 ≤ `p99_factor` ×
-stable's p99; canary FID ≤ stable's FID + `fid_margin` (default: the evaluation gate's `max_fid_regression`, as
-recorded with the reference statistics by the pipeline, else the pipeline's default evaluation config). A figure
-that could not be measured fails its rule. The decision and every figure are written as JSON beside the model config
+stable's p99; canary FID ≤ stable's FID + `fid_margin` (default: the evaluation gate's `max_fid_regression` as
+recorded with the reference statistics by the pipeline, else the allowance passed in, `max_fid_regression` /
+`--max-fid-regression`, whose default 0 is the pipeline's default gate: no worse than stable). A figure that could
+not be measured fails its rule. The decision and every figure are written as JSON beside the model config
 (`<config>.analysis.json`, atomic, local or object store) and shown by `dcgan rollout status`.
 
 The window is a minimum: the first pass over the seeds always completes (FID needs every sample), then requests
@@ -59,6 +60,7 @@ class AnalysisConfig:
     max_error_margin: float = 0.01  # canary error rate ≤ stable's + this (absolute, 0.01 = one point)
     p99_factor: float = 2.0  # canary p99 ≤ this × stable's p99
     fid_margin: float | None = None  # canary FID ≤ stable's + this; None = the gate's max_fid_regression
+    max_fid_regression: float = 0.0  # the gate's allowance when the reference statistics record none (pipeline: 0)
     metrics: tuple[str, ...] = ()  # REST HOST:PORT of every replica's Prometheus page; () = client-side figures
     metrics_path: str = DEFAULT_PROMETHEUS_PATH
     timeout_s: float = 30.0  # per request
@@ -67,12 +69,14 @@ class AnalysisConfig:
         checks = {"window_s": self.window_s >= 0, "seeds": self.seeds >= 2, "batch": self.batch >= 1,
                   "max_error_margin": 0 <= self.max_error_margin <= 1, "p99_factor": self.p99_factor > 0,
                   "fid_margin": self.fid_margin is None or (math.isfinite(self.fid_margin) and self.fid_margin >= 0),
+                  "max_fid_regression": math.isfinite(self.max_fid_regression) and self.max_fid_regression >= 0,
                   "timeout_s": self.timeout_s > 0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid canary analysis setting(s): " + ", ".join(f"{n}={getattr(self, n)!r}"
                                                                              for n in bad)
-                             + " (seeds ≥ 2, batch ≥ 1, 0 ≤ max_error_margin ≤ 1, p99_factor > 0, fid_margin ≥ 0)")
+                             + " (seeds ≥ 2, batch ≥ 1, 0 ≤ max_error_margin ≤ 1, p99_factor > 0, fid_margin ≥ 0, "
+                               "max_fid_regression ≥ 0)")
         return self
 
 
@@ -248,16 +252,13 @@ def decide(stable: dict[str, Any], canary: dict[str, Any], max_error_margin: flo
     return (PROMOTE if all(c["passed"] for c in checks) else ROLLBACK), checks
 
 
-def default_fid_margin(reference_meta: dict[str, Any]) -> tuple[float, str]:
-    """The evaluation gate's max_fid_regression: as recorded with the reference statistics, else the pipeline's
-    default evaluation config."""
+def default_fid_margin(reference_meta: dict[str, Any], max_fid_regression: float) -> tuple[float, str]:
+    """The evaluation gate's max_fid_regression: as recorded with the reference statistics, else the allowance passed
+    in (AnalysisConfig.max_fid_regression, `--max-fid-regression`)."""
     recorded = reference_meta.get("max_fid_regression")
     if recorded is not None:
         return float(recorded), "max_fid_regression recorded with the reference statistics (the pipeline's gate)"
-    from pipeline.config import PipelineConfig
-
-    value = PipelineConfig().evaluation.max_fid_regression
-    return float(value or 0.0), "max_fid_regression of the pipeline's default evaluation config"
+    return float(max_fid_regression), "--max-fid-regression (the reference statistics record no max_fid_regression)"
 
 
 # -- the analysis -----------------------------------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
     if config.fid_margin is not None:
         fid_margin, margin_source = config.fid_margin, "--fid-margin"
     else:
-        fid_margin, margin_source = default_fid_margin(reference.meta)
+        fid_margin, margin_source = default_fid_margin(reference.meta, config.max_fid_regression)
 
     status = rollout.canary(int(version))
     stable_v, canary_v = status.labels[STABLE], status.labels[CANARY]
@@ -466,7 +467,10 @@ def add_arguments(parser) -> None:  # noqa: ANN001
                    help=f"canary p99 may be this many times stable's (default {d.p99_factor:g})")
     g.add_argument("--fid-margin", type=float, default=None,
                    help="canary FID may exceed stable's by this much (default: the evaluation gate's "
-                        "max_fid_regression)")
+                        "max_fid_regression recorded with the model's reference statistics, else --max-fid-regression)")
+    g.add_argument("--max-fid-regression", type=float, default=d.max_fid_regression,
+                   help="the evaluation gate's allowance, used when the model's reference statistics record none "
+                        f"(default {d.max_fid_regression:g}: the pipeline's default gate, no worse than stable)")
     g.add_argument("--metrics", default="",
                    help="REST HOST:PORT[,HOST:PORT...] of every replica's Prometheus page (or full URLs); default: "
                         "client-side figures")
@@ -479,4 +483,5 @@ def config_from_args(args) -> AnalysisConfig:  # noqa: ANN001
     metrics = tuple(resolve_servers(args.metrics)) if args.metrics else ()
     return AnalysisConfig(window_s=args.window, seeds=args.seeds, first_seed=args.first_seed, batch=args.batch,
                           max_error_margin=args.max_error_margin, p99_factor=args.p99_factor,
-                          fid_margin=args.fid_margin, metrics=metrics, metrics_path=args.metrics_path).validate()
+                          fid_margin=args.fid_margin, max_fid_regression=args.max_fid_regression, metrics=metrics,
+                          metrics_path=args.metrics_path).validate()
