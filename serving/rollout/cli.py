@@ -49,10 +49,9 @@ def _add_rollout(sub) -> None:
 
 
 def _cmd_rollout(args: argparse.Namespace) -> int:
-    from dcgan.cli import quiet_tensorflow
+    from dcgan.cli import CommandError, quiet_tensorflow
 
     quiet_tensorflow()
-    from dcgan.cli import CommandError
     from serving.client import ServingClient, ServingClientError
     from serving.errors import ServingError
     from serving.rollout.fleet import resolve_servers
