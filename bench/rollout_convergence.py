@@ -49,7 +49,7 @@ def main() -> int:
 
     from serving.client import ServingClient
     from serving.config_store import open_store
-    from serving.rollout import Rollout
+    from serving.rollout.labels import Rollout
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as files:
         if args.store == "s3":

@@ -1,9 +1,9 @@
 """`InfraCheck`: the InfraValidator role (LOAD_AND_QUERY) without Docker.
 
 It serves the candidate SavedModel with the project's TF-Serving-compatible model server on loopback ports, queries
-every signature once over gRPC and REST (serving.infra.load_and_query), and writes an `InfraBlessing` whose `blessed`
-custom property (1/0) the stock Pusher honours, with the report (`infra_report.json`) in the artifact and the reason
-as a custom property. In Kubernetes the same directory is served by the real tensorflow/serving image.
+every signature once over gRPC and REST (serving.model_server.infra.load_and_query), and writes an `InfraBlessing`
+whose `blessed` custom property (1/0) the stock Pusher honours, with the report (`infra_report.json`) in the artifact
+and the reason as a custom property. In Kubernetes the same directory is served by the real tensorflow/serving image.
 """
 
 
@@ -32,7 +32,7 @@ def InfraCheck(  # noqa: N802 - TFX component names are classes
     timeout_seconds: Parameter[int] = 180,
 ) -> None:
     """Load the model in the model server and query every signature once; bless it only if that works."""
-    from serving.infra import InfraValidationError, load_and_query
+    from serving.model_server.infra import InfraValidationError, load_and_query
 
     fileio.ensure_filesystems(model.uri, blessing.uri)
     fileio.makedirs(blessing.uri)

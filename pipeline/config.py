@@ -53,7 +53,8 @@ class EvaluationSettings(EvaluationConfig):
 
     def reference_stats_config(self) -> dict[str, Any]:
         """The Trainer's custom_config["reference_stats"]: FID reference statistics of the same eval images (subset,
-        seed) stored with the model, and the gate's regression margin for the canary analysis (serving/canary.py)."""
+        seed) stored with the model, and the gate's regression margin for the canary analysis
+        (serving/rollout/canary.py)."""
         return {"num_real": self.num_real, "seed": self.seed, "max_fid_regression": self.max_fid_regression}
 
 

@@ -214,7 +214,7 @@ class S3ConfigStore(ConfigStore):
     @property
     def client(self):
         if self._client is None:
-            self._client = _s3_client()
+            self._client = s3_client()
         return self._client
 
     def _error(self, e: Exception, doing: str) -> ConfigStoreError:
@@ -436,42 +436,7 @@ class GCSConfigStore(ConfigStore):
                 self.bucket.blob(self.lease_key).delete(if_generation_match=generation)
 
 
-# -- the versions a base path holds (the rollout refuses a canary of a version that is not there) --------------------
-def list_versions(base_path: str) -> set[int] | None:
-    """The integer version folders under a model's base path: local and gs:// through `serving.config` (tf.io.gfile),
-    s3:// with boto3 (the operator's process needs no tensorflow-io). None when a local base path does not exist on
-    this machine (the replicas may mount it elsewhere: no check). ConfigStoreError when a store cannot be listed."""
-    if base_path.startswith("s3://"):
-        return _list_s3_versions(base_path)
-    from serving import config as cfg
-
-    if "://" not in base_path and not os.path.isdir(base_path):
-        return None
-    try:
-        return set(cfg.list_version_dirs(base_path))
-    except OSError as e:
-        raise ConfigStoreError(f"cannot list {base_path}: {e}") from None
-
-
-def _list_s3_versions(base_path: str) -> set[int]:
-    import botocore.exceptions as bex
-
-    bucket, _, prefix = base_path[len("s3://"):].partition("/")
-    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-    versions: set[int] = set()
-    try:
-        for page in _s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(prefix):].rstrip("/")
-                if name.isdigit():
-                    versions.add(int(name))
-    except (bex.ClientError, bex.BotoCoreError, OSError) as e:
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
-        raise ConfigStoreError(f"cannot list {base_path} at {endpoint}: {e}") from None
-    return versions
-
-
-def _s3_client():
+def s3_client():
     """boto3's S3 client on the standard settings (AWS_ENDPOINT_URL[_S3], credentials chain), short timeouts."""
     import boto3
     from botocore.config import Config

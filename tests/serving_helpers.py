@@ -27,7 +27,7 @@ def add_version(source: str, base: str, version: int | str) -> str:
 
 def write_config(path: str, models: list[dict]) -> str:
     """models: [{name, base_path, policy: 'latest'|'all'|[versions], labels: {label: version}}]."""
-    from serving import config as cfg
+    from serving.model_server import config as cfg
 
     config = cfg.empty_model_server_config()
     for m in models:
@@ -60,7 +60,7 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
 @contextlib.contextmanager
 def running_server(**options):
     """An in-process ModelServer on free loopback ports, stopped on exit whatever happens."""
-    from serving.server import EPHEMERAL_PORT, ModelServer, ServerOptions
+    from serving.model_server.server import EPHEMERAL_PORT, ModelServer, ServerOptions
 
     opts = {"port": EPHEMERAL_PORT, "rest_api_port": EPHEMERAL_PORT, "file_system_poll_wait_seconds": 0.2,
             "shutdown_grace_seconds": 2, **options}

@@ -1,5 +1,5 @@
-"""Automated canary analysis (serving/canary.py) with two real `dcgan serve` replicas on loopback polling one config,
-real SavedModels and real FID against the reference statistics stored with the stable version:
+"""Automated canary analysis (serving/rollout/canary.py) with two real `dcgan serve` replicas on loopback polling one
+config, real SavedModels and real FID against the reference statistics stored with the stable version:
 
 - a generator whose weights were scrambled (it outputs noise) is canaried and rolled back automatically; the JSON
   beside the config names the failed rule (fid) and holds every figure;
@@ -68,7 +68,7 @@ def fleet(tmp_path, stable_model, noise_model, tiny_saved_model):
 
 def _rollout(path, servers):
     from serving.client import ServingClient
-    from serving.rollout import Rollout
+    from serving.rollout.labels import Rollout
 
     clients = [ServingClient(s.grpc_target, timeout=30.0) for s in servers]
     return Rollout(path, clients, wait_timeout_s=60, push=False), clients
@@ -79,7 +79,7 @@ def _metrics(servers) -> tuple[str, ...]:
 
 
 def test_noise_canary_is_rolled_back_and_good_canary_promoted(fleet, capsys, artifacts_dir):
-    from serving.canary import AnalysisConfig, analysis_path, analyze
+    from serving.rollout.canary import AnalysisConfig, analysis_path, analyze
 
     path, servers = fleet
     rollout, clients = _rollout(path, servers)
@@ -135,7 +135,7 @@ def test_noise_canary_is_rolled_back_and_good_canary_promoted(fleet, capsys, art
 def test_cli_analyze_rolls_back_with_exit_code_and_client_side_figures(fleet, capsys):
     """The command line, without --metrics: the figures are the analysis' own (what a real TF Serving fleet gets)."""
     from dcgan.cli import main
-    from serving.canary import EXIT_ROLLED_BACK, analysis_path
+    from serving.rollout.canary import EXIT_ROLLED_BACK, analysis_path
 
     path, servers = fleet
     targets = ",".join(s.grpc_target for s in servers)
@@ -161,8 +161,8 @@ def test_cli_analyze_rolls_back_with_exit_code_and_client_side_figures(fleet, ca
 
 
 def test_model_without_reference_statistics_is_refused_before_any_change(tmp_path, tiny_saved_model):
-    from serving.canary import AnalysisConfig, analyze
-    from serving.rollout import RolloutError
+    from serving.rollout.canary import AnalysisConfig, analyze
+    from serving.rollout.labels import RolloutError
 
     base = str(tmp_path / "models" / MODEL)
     add_version(tiny_saved_model, base, 1)
@@ -180,7 +180,7 @@ def test_model_without_reference_statistics_is_refused_before_any_change(tmp_pat
 
 
 def test_rules_on_given_figures():
-    from serving.canary import PROMOTE, ROLLBACK, decide
+    from serving.rollout.canary import PROMOTE, ROLLBACK, decide
 
     stable = {"requests": 100, "error_rate": 0.0, "p99_s": 0.010, "fid": 100.0}
     ok = {"requests": 100, "error_rate": 0.005, "p99_s": 0.019, "fid": 104.0}
@@ -192,11 +192,21 @@ def test_rules_on_given_figures():
         assert [c["rule"] for c in checks if not c["passed"]] == [rule]
     # An unmeasured stable figure fails the rule too (nothing to compare with).
     assert decide({**stable, "p99_s": None}, ok, 0.01, 2.0, 5.0)[0] == ROLLBACK
+    # The FID margin (without --fid-margin): the gate's max_fid_regression recorded with the reference statistics,
+    # else the allowance passed in, whose default is the pipeline's default gate.
+    from pipeline.config import PipelineConfig
+    from serving.rollout.canary import AnalysisConfig, default_fid_margin
+
+    assert AnalysisConfig().max_fid_regression == PipelineConfig().evaluation.max_fid_regression == 0.0
+    assert default_fid_margin({"max_fid_regression": 5.0}, 1.0)[0] == 5.0
+    assert default_fid_margin({"max_fid_regression": None}, 1.0)[0] == 1.0
+    with pytest.raises(ValueError, match="max_fid_regression=-1"):
+        AnalysisConfig(max_fid_regression=-1.0).validate()
 
 
 def test_histogram_quantile_and_prometheus_page_of_a_real_server(tiny_saved_model, tmp_path):
-    from serving.canary import histogram_quantile, parse_metrics
     from serving.client import ServingClient, ServingClientError
+    from serving.rollout.canary import histogram_quantile, parse_metrics
 
     # 100 observations: 90 in (0, 0.01], 10 in (0.01, 0.1] → p99 at 0.01 + 0.09 × 9/10.
     assert histogram_quantile(0.99, {0.01: 90, 0.1: 100, float("inf"): 100}) == pytest.approx(0.091)

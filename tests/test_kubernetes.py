@@ -42,7 +42,7 @@ render = _renderer()
 
 def _canary_overlay(folder: str, stable: int, canary: int, store: str) -> str:
     """The overlay `dcgan rollout manifest --format kustomize` writes, on the volume variant."""
-    from serving import rollout_manifest as rm
+    from serving.rollout import manifest as rm
 
     manifest = rm.plan("dcgan", "/models/dcgan", stable, canary, versions_from=store)
     rm.write(manifest, "kustomize", folder, resources=os.path.join(K8S, "overlays", "volume"))
@@ -143,7 +143,7 @@ def test_every_claim_names_a_storage_class_set_in_one_place(rendered, overlay):
 def test_no_committed_kustomization_pins_versions_or_labels():
     """The Pusher names versions by UNIX timestamp: a committed canary pinned to 1 and 2 never gets Ready (issue 11).
     Labels and pinned versions come only from `dcgan rollout manifest`."""
-    from serving import config as cfg
+    from serving.model_server import config as cfg
 
     configs = []
     for folder, _, files in os.walk(K8S):
@@ -248,7 +248,7 @@ def test_tf_serving_flags_are_ones_dcgan_serve_also_accepts(rendered):
 
 
 def test_config_files_in_the_configmap_parse_and_point_into_the_mounted_volumes(rendered, tmp_path):
-    from serving import config as cfg
+    from serving.model_server import config as cfg
 
     for overlay in [*OVERLAYS, "canary"]:
         docs = rendered[overlay]
@@ -365,7 +365,7 @@ def test_studio_runs_dcgan_studio_against_the_tf_serving_service(rendered):
 
 # -- the generated canary ---------------------------------------------------------------------------------------------
 def test_generated_canary_labels_the_given_versions_of_the_store(rendered):
-    from serving import config as cfg
+    from serving.model_server import config as cfg
 
     text = _one(rendered["canary"], "ConfigMap", "tf-serving-config")["data"]["models.config"]
     model = cfg.model_configs(cfg.parse_model_server_config(text))["dcgan"]
@@ -375,7 +375,7 @@ def test_generated_canary_labels_the_given_versions_of_the_store(rendered):
 
 def test_rollout_manifest_command_picks_versions_from_the_store_and_refuses_bad_ones(store, tmp_path, capsys):
     from dcgan.cli import main
-    from serving import config as cfg
+    from serving.model_server import config as cfg
 
     out = tmp_path / "models.config"
     assert main(["rollout", "manifest", "--versions-from", store, "--base-path", "gs://bucket/dcgan",
@@ -468,7 +468,7 @@ def test_model_sync_mirrors_complete_versions_and_the_config_from_s3(s3_server, 
     store goes, the config's s3:// base path is rewritten to DEST, and our server serves the mirror with it."""
     from serving_helpers import Stubs, running_server, z_batch
 
-    from serving import config as cfg
+    from serving.model_server import config as cfg
 
     bucket = s3_server.create_bucket("mirror")[len("s3://"):]
     client = s3_server.client()

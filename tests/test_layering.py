@@ -1,18 +1,50 @@
-"""The library's layering: `dcgan/` has no import cycle (every import counts, also those inside functions and under
-TYPE_CHECKING), never imports the pipeline machinery, and its modules import in a fresh interpreter in dependency
-order."""
+"""The project's layering: no import circle among the modules of dcgan/, serving/, components/ and pipeline/ (every
+import counts, also those inside functions and under TYPE_CHECKING); the packages import each other only downwards
+(dcgan ← serving ← components ← pipeline, with the rules of FORBIDDEN) and serving's rooms likewise (SERVING_ROOMS);
+and every module imports in a fresh interpreter in dependency order."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
-DCGAN = os.path.join(REPO, "dcgan")
-FORBIDDEN = ("tfx", "apache_beam", "serving", "components", "pipeline", "kfp")
+PACKAGES = ("dcgan", "serving", "components", "pipeline")  # bottom to top
+
+# What each package must never import (a module, or anything below it). pipeline/ may import everything.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "dcgan": ("tfx", "apache_beam", "kfp", "serving", "components", "pipeline"),  # the ML library, usable on its own
+    "serving": ("tfx", "apache_beam", "kfp", "components", "pipeline", "dcgan.train"),  # the online side
+    "components": ("pipeline",),  # TFX components: thin glue the pipeline assembles
+    "pipeline": (),
+}
+
+# serving/'s rooms and the rooms each may import besides itself and SERVING_SHARED (README "Architecture").
+SERVING_ROOMS: dict[str, tuple[str, ...]] = {
+    "serving.client": (),
+    "serving.model_server": ("serving.client",),  # the infra check queries the server it starts
+    "serving.client_cli": ("serving.client", "serving.model_server"),  # `models status --config` reads the config
+    "serving.project_cli": ("serving.client",),
+    "serving.rollout": ("serving.client", "serving.model_server"),
+    "serving.studio": ("serving.client", "serving.rollout"),  # the canary label's name
+}
+SERVING_SHARED = ("serving", "serving.errors", "serving.tensors", "serving.http_body", "serving.config_store")
+
+
+@dataclasses.dataclass(frozen=True)
+class Import:
+    module: str  # the importing module
+    target: str  # a project module, or the dotted name of anything else
+    path: str  # file and line of the import statement, relative to the repository
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} imports {self.target}"
 
 
 def _module_name(path: str) -> str:
@@ -22,18 +54,21 @@ def _module_name(path: str) -> str:
 
 def _modules() -> dict[str, str]:
     out = {}
-    for root, _dirs, files in os.walk(DCGAN):
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                out[_module_name(path)] = path
+    for package in PACKAGES:
+        for root, _dirs, files in os.walk(os.path.join(REPO, package)):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(root, name)
+                    out[_module_name(path)] = path
     return out
 
 
-def _imports(path: str, name: str, modules: dict[str, str]) -> tuple[set[str], set[str]]:
-    """(dcgan modules imported, top-level packages imported) by the module at `path`, anywhere in its body."""
+def _imports(path: str, name: str, modules: dict[str, str]) -> list[Import]:
+    """Every import of the module at `path`, anywhere in its body; a project target is the project module it names
+    (`from serving import config` → serving.config), anything else keeps its dotted name."""
     package = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
-    inner, outer = set(), set()
+    rel = os.path.relpath(path, REPO)
+    out = []
     for node in ast.walk(ast.parse(open(path).read(), path)):
         targets = []
         if isinstance(node, ast.Import):
@@ -45,25 +80,33 @@ def _imports(path: str, name: str, modules: dict[str, str]) -> tuple[set[str], s
                 base = ".".join(parts + ([base] if base else []))
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
         for target in targets:
-            if target.split(".")[0] == "dcgan":
+            if target.split(".")[0] in PACKAGES:
                 while target not in modules and "." in target:
                     target = target.rsplit(".", 1)[0]
-                if target != name:
-                    inner.add(target)
-            else:
-                outer.add(target.split(".")[0])
-    return inner, outer
+                if target == name:
+                    continue
+            out.append(Import(name, target, rel, node.lineno))
+    return out
 
 
-def _graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+def _all_imports() -> tuple[dict[str, str], list[Import]]:
     modules = _modules()
-    graph, external = {}, {}
-    for name, path in modules.items():
-        graph[name], external[name] = _imports(path, name, modules)
-    return graph, external
+    return modules, [i for name, path in sorted(modules.items()) for i in _imports(path, name, modules)]
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+def _graph() -> tuple[dict[str, set[str]], dict[tuple[str, str], Import]]:
+    """Project module → the project modules it imports; and the first import statement of each edge."""
+    modules, imports = _all_imports()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    where: dict[tuple[str, str], Import] = {}
+    for i in imports:
+        if i.target in modules:
+            graph[i.module].add(i.target)
+            where.setdefault((i.module, i.target), i)
+    return graph, where
+
+
+def _components(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -75,7 +118,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         index[v] = low[v] = len(index)
         stack.append(v)
         on_stack.add(v)
-        for w in graph[v]:
+        for w in sorted(graph[v]):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -98,31 +141,42 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def test_the_library_has_no_import_cycle():
-    graph, _ = _graph()
-    assert "dcgan.run" in graph and "dcgan.train" in graph
-    assert _cycles(graph) == [], "import cycles inside dcgan/ (every import counts, also lazy ones)"
+def _circle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
+    """One shortest import circle through the first module of a strongly connected component (breadth first)."""
+    start, members = component[0], set(component)
+    parents: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for v in frontier:
+            for w in sorted(graph[v] & members):
+                if w == start:
+                    path = [v]
+                    while path[-1] != start:
+                        path.append(parents[path[-1]])
+                    return [start, *reversed(path[:-1]), start]
+                if w not in parents:
+                    parents[w] = v
+                    following.append(w)
+        frontier = following
+    raise AssertionError(f"no circle through {start} in {component}")  # pragma: no cover - Tarjan found one
 
 
-def test_the_library_never_imports_the_pipeline_machinery_or_serving():
-    _, external = _graph()
-    bad = {name: sorted(set(pkgs) & set(FORBIDDEN)) for name, pkgs in external.items() if set(pkgs) & set(FORBIDDEN)}
-    assert bad == {}, f"dcgan/ modules importing pipeline machinery or serving: {bad}"
+def _describe_circles(graph: dict[str, set[str]], where: dict[tuple[str, str], Import]) -> list[str]:
+    out = []
+    for component in _components(graph):
+        circle = _circle(graph, component)
+        steps = [str(where[a, b]) for a, b in zip(circle, circle[1:])]
+        also = f" (modules in this tangle: {', '.join(component)})" if len(component) > len(circle) - 1 else ""
+        out.append(" → ".join(circle) + also + "\n      " + "\n      ".join(steps))
+    return out
 
 
-def test_the_layers_point_down():
-    """model at the bottom; the run module over it; train / export / metrics / visualize on top, none of them
-    reaching into the training loop."""
-    graph, _ = _graph()
-    assert "dcgan.train" not in graph["dcgan.run"] and "dcgan.run" in graph["dcgan.train"]
-    assert not {"dcgan.run", "dcgan.train"} & graph["dcgan.model"]
-    for name, deps in graph.items():
-        if name not in ("dcgan.train", "dcgan.cli"):
-            assert "dcgan.train" not in deps, f"{name} imports the training loop; use dcgan.run"
+def _matches(target: str, rule: str) -> bool:
+    return target == rule or target.startswith(rule + ".")
 
 
-def test_every_library_module_imports_in_a_fresh_interpreter_in_dependency_order():
-    graph, _ = _graph()
+def _dependency_order(graph: dict[str, set[str]], names: list[str]) -> list[str]:
     order: list[str] = []
     seen: set[str] = set()
 
@@ -134,9 +188,74 @@ def test_every_library_module_imports_in_a_fresh_interpreter_in_dependency_order
             visit(w)
         order.append(v)
 
-    for v in sorted(graph):
+    for v in names:
         visit(v)
-    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\nprint('ok')"
+    return order
+
+
+# -- the whole project ------------------------------------------------------------------------------------------------
+def test_no_import_circle_anywhere_in_the_project():
+    graph, where = _graph()
+    for known in ("dcgan.run", "dcgan.train", "serving.client", "serving.studio.app", "components.trainer_module",
+                  "pipeline.pipeline"):
+        assert known in graph, f"the import graph misses {known}: does it read every package?"
+    circles = _describe_circles(graph, where)
+    assert not circles, "import circles (every import counts, also lazy ones inside functions):\n  " + \
+        "\n  ".join(circles)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_packages_import_only_what_lies_below_them(package):
+    _, imports = _all_imports()
+    bad = [str(i) for i in imports if i.module.split(".")[0] == package
+           and any(_matches(i.target, rule) for rule in FORBIDDEN[package])]
+    assert not bad, f"{package}/ must not import {', '.join(FORBIDDEN[package])}:\n  " + "\n  ".join(bad)
+
+
+def _room(module: str) -> str:
+    if module in SERVING_SHARED:
+        return "shared"
+    rooms = [room for room in SERVING_ROOMS if _matches(module, room)]
+    assert rooms, f"{module} is in no room of serving/: add it to SERVING_ROOMS or SERVING_SHARED (and to README)"
+    return rooms[0]
+
+
+def test_serving_rooms_import_only_the_rooms_they_may():
+    modules, imports = _all_imports()
+    assert {_room(m) for m in modules if m.split(".")[0] == "serving"} == {"shared", *SERVING_ROOMS}
+    bad = []
+    for i in imports:
+        if i.module.split(".")[0] == "serving" and i.target in modules and i.target.split(".")[0] == "serving":
+            room, target = _room(i.module), _room(i.target)
+            if target not in (room, "shared") and (room == "shared" or target not in SERVING_ROOMS[room]):
+                bad.append(f"{i} (room {room} may import {', '.join(SERVING_ROOMS.get(room, ())) or 'no room'})")
+    assert not bad, "serving/ rooms importing rooms they may not:\n  " + "\n  ".join(bad)
+
+
+def test_every_module_imports_in_a_fresh_interpreter_in_dependency_order():
+    """One interpreter for the whole project (cheap): the packages bottom to top, and every module after the modules
+    it imports, so each of dcgan/ is imported before anything above it is loaded."""
+    graph, _ = _graph()
+    order = _dependency_order(graph, sorted(graph, key=lambda m: (PACKAGES.index(m.split(".")[0]), m)))
+    code = ("import importlib, sys, traceback\n"
+            "for name in sys.argv[1:]:\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except BaseException:\n"
+            "        sys.exit(f'importing {name} failed:\\n' + traceback.format_exc())\n"
+            "print('ok')")
     proc = subprocess.run([sys.executable, "-c", code, *order], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+# -- inside dcgan/ ----------------------------------------------------------------------------------------------------
+def test_the_library_layers_point_down():
+    """model at the bottom; the run module over it; train / export / metrics / visualize on top, none of them
+    reaching into the training loop."""
+    graph, where = _graph()
+    assert "dcgan.train" not in graph["dcgan.run"] and "dcgan.run" in graph["dcgan.train"]
+    assert not {"dcgan.run", "dcgan.train"} & graph["dcgan.model"]
+    for name, deps in graph.items():
+        if name.startswith("dcgan.") and name not in ("dcgan.train", "dcgan.cli"):
+            assert "dcgan.train" not in deps, f"{where[name, 'dcgan.train']}: the training loop; use dcgan.run"

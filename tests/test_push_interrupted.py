@@ -1,7 +1,8 @@
 """A push interrupted half-way never leaves a version a model server would load, and a re-run pushes: the pipeline's
 Pusher executor (components.pusher) run in-process on real TFX artifacts, with the file copy made to fail half-way
 (the copy function monkeypatched: it writes half of the file, then raises), on local disk and on the loopback S3
-server. "Would load" is judged by the model server's own version scan (serving.config / serving.core)."""
+server. "Would load" is judged by the model server's own version scan (serving.model_server.config /
+serving.model_server.core)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def _loadable_versions(base: str) -> set[int]:
     """The versions `dcgan serve` would load from `base` right now (its scan: integer folders, complete ones)."""
-    from serving import config as cfg
-    from serving.core import _fingerprint, _is_complete
+    from serving.model_server import config as cfg
+    from serving.model_server.core import _fingerprint, _is_complete
 
     try:
         on_disk = cfg.list_version_dirs(base)

@@ -38,8 +38,8 @@ def _clients(servers):
 
 
 def test_canary_promote_rollback_move_every_replica(fleet, tiny_saved_model):
-    from serving.fleet import replica_lag
-    from serving.rollout import Rollout
+    from serving.rollout.fleet import replica_lag
+    from serving.rollout.labels import Rollout
 
     path, base, servers = fleet
     clients = _clients(servers)
@@ -62,7 +62,7 @@ def test_canary_promote_rollback_move_every_replica(fleet, tiny_saved_model):
 
 def test_stopped_replica_is_named_and_converges_after_restart(fleet):
     from serving.client import ServingClient
-    from serving.rollout import Rollout, RolloutError
+    from serving.rollout.labels import Rollout, RolloutError
 
     path, base, servers = fleet
     stopped = servers[2]
@@ -84,7 +84,7 @@ def test_stopped_replica_is_named_and_converges_after_restart(fleet):
 
 
 def test_bad_input_is_refused_and_every_replica_keeps_serving(fleet, tiny_saved_model):
-    from serving.rollout import Rollout, RolloutError
+    from serving.rollout.labels import Rollout, RolloutError
 
     path, base, servers = fleet
     clients = _clients(servers)
@@ -128,7 +128,7 @@ def test_traffic_split_sends_the_share_of_unlabelled_requests_to_the_canary(flee
     import numpy as np
 
     from serving.client import ServingClient
-    from serving.rollout import Rollout
+    from serving.rollout.labels import Rollout
 
     path, base, servers = fleet
     clients = _clients(servers)

@@ -9,7 +9,7 @@ three of them did not start within 300 s. They start once per module; poll inter
 The rollout's S3 traffic goes through a loopback TCP relay that the test cuts, so "the config store is unreachable"
 is a real network failure for the operator. The replicas' tensorflow-io S3 client keeps its endpoint for the life of
 the process (the session's S3 server), so they are not cut here: that they keep their config when a poll cannot read
-the file is the server's own behaviour (serving.core logs the error and keeps the current config)."""
+the file is the server's own behaviour (serving.model_server.core logs the error and keeps the current config)."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ class Fleet:
         self.s3.client().put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=INITIAL.encode())
         clients = self.clients()
         try:
-            from serving.fleet import wait_converged
+            from serving.rollout.fleet import wait_converged
 
             lag = wait_converged(clients, MODEL, {2}, {"stable": 2}, timeout=120)
             assert not lag, lag
@@ -207,7 +207,7 @@ def test_a_second_rollout_is_refused_and_a_hand_edit_during_a_step_is_never_over
     operator) is refused naming A, and A then completes unaffected. Then A is held again and the config is edited by
     hand meanwhile: A's conditional write is refused naming the hand edit, which stays."""
     from serving.client import ServingClient
-    from serving.rollout import Rollout, RolloutError
+    from serving.rollout.labels import Rollout, RolloutError
 
     fleet = s3_rollout_env
     gate, waiting = threading.Event(), threading.Event()
@@ -269,7 +269,7 @@ def test_a_second_rollout_is_refused_and_a_hand_edit_during_a_step_is_never_over
 
 def test_a_replica_stopped_during_a_rollout_is_named_and_converges_after_restart(s3_rollout_env):
     from serving.client import ServingClient
-    from serving.rollout import Rollout, RolloutError
+    from serving.rollout.labels import Rollout, RolloutError
 
     fleet = s3_rollout_env
     clients = fleet.clients()
@@ -301,7 +301,7 @@ def test_an_unreachable_store_and_an_invalid_hand_edit_are_refused_while_replica
     import numpy as np
 
     from dcgan.cli import main
-    from serving.rollout import Rollout, RolloutError
+    from serving.rollout.labels import Rollout, RolloutError
 
     fleet = s3_rollout_env
     servers = ",".join(fleet.targets)

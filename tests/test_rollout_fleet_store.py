@@ -81,7 +81,8 @@ def test_s3_lease_lets_one_rollout_in_refuses_the_second_and_takes_over_an_expir
 def test_s3_store_unreachable_and_missing_objects_are_clear_errors(s3_env, monkeypatch):
     from conftest import free_port
 
-    from serving.config_store import ConfigStoreError, list_versions, open_store
+    from serving.config_store import ConfigStoreError, open_store
+    from serving.rollout.labels import list_versions
 
     s3_env.create_bucket("cas-missing")
     with pytest.raises(ConfigStoreError, match=r"cannot read the model config s3://cas-missing/none.config: no such"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from serving import config as cfg
+from serving.model_server import config as cfg
 
 
 def _config(versions: int) -> str:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from serving.infra import InfraValidationError, load_and_query
+from serving.model_server.infra import InfraValidationError, load_and_query
 
 
 def test_load_and_query_serves_every_signature_over_grpc_and_rest(tiny_saved_model):

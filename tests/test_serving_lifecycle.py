@@ -122,8 +122,8 @@ def test_broken_config_file_keeps_the_old_config_serving(tmp_path, base, tiny_sa
 
 
 def test_reload_config_rpc_refuses_labels_on_unavailable_versions(tmp_path, base, tiny_saved_model):
-    from serving import config as cfg
     from serving.client import ServingClient, ServingClientError
+    from serving.model_server import config as cfg
 
     add_version(tiny_saved_model, base, 2)
     path = write_config(str(tmp_path / "models.config"), [{"name": MODEL, "base_path": base, "policy": [1]}])
@@ -155,9 +155,9 @@ def test_labels_in_the_config_at_startup_need_the_allow_flag(tmp_path, base):
 
 
 def test_canary_promote_rollback(tmp_path, base, tiny_saved_model):
-    from serving import config as cfg
     from serving.client import ServingClient
-    from serving.rollout import Rollout, RolloutError
+    from serving.model_server import config as cfg
+    from serving.rollout.labels import Rollout, RolloutError
 
     path = write_config(str(tmp_path / "models.config"), [{"name": MODEL, "base_path": base}])
     add_version(tiny_saved_model, base, 3)
@@ -273,7 +273,7 @@ def _write_warmup(version_dir: str, seeds: np.ndarray) -> None:
 
 
 def test_warmup_requests_are_replayed_at_load_and_a_failing_one_fails_the_load(base, tiny_saved_model):
-    from serving.servable import Servable
+    from serving.model_server.servable import Servable
 
     _write_warmup(os.path.join(base, "1"), np.array([1, 2], np.int64))
     assert Servable(MODEL, 1, os.path.join(base, "1")).warmup_requests == 1

@@ -137,7 +137,8 @@ def test_grpc_also_listens_on_a_unix_socket_and_takes_tf_servings_channel_argume
                 stubs.close()
 
 
-FALLBACK_WARNING = "running it through TF2's object loader"  # serving.servable's words when a session cannot run it
+# serving.model_server.servable's words when a session cannot run it
+FALLBACK_WARNING = "running it through TF2's object loader"
 
 
 def test_the_generator_export_runs_in_a_session_like_tf_serving_without_the_fallback(tiny_saved_model, caplog):
@@ -148,9 +149,9 @@ def test_the_generator_export_runs_in_a_session_like_tf_serving_without_the_fall
     import numpy as np
     from serving_helpers import z_batch
 
-    from serving.servable import Servable
+    from serving.model_server.servable import Servable
 
-    with caplog.at_level(logging.WARNING, logger="serving.servable"):
+    with caplog.at_level(logging.WARNING, logger="serving.model_server.servable"):
         servable = Servable("dcgan", 1, tiny_saved_model)
     assert FALLBACK_WARNING not in caplog.text
     assert servable._functions is None  # noqa: SLF001 - None: the signatures run in the session

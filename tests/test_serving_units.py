@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from serving import config as cfg
 from serving import tensors
-from serving.batching import SharedBatchScheduler
-from serving.config import BatchingOptions
 from serving.errors import Code, ServingError
-from serving.rest import RestApi
+from serving.model_server import config as cfg
+from serving.model_server.batching import SharedBatchScheduler
+from serving.model_server.config import BatchingOptions
+from serving.model_server.rest import RestApi
 
 CONFIG = """
 model_config_list {
@@ -326,7 +326,7 @@ def test_request_body_limit_is_one_function_for_the_rest_api_and_the_studio():
         asyncio.run(run([(b"content-length", b"5")], [b"abcde"], 4))
     with pytest.raises(BodyTooLarge):
         asyncio.run(run([], [b"abc", b"de"], 4))
-    import serving.rest
+    import serving.model_server.rest
     import serving.studio.app
 
-    assert serving.rest.read_body is read_body and serving.studio.app.read_body is read_body
+    assert serving.model_server.rest.read_body is read_body and serving.studio.app.read_body is read_body

@@ -1,5 +1,5 @@
 """Reference Inception statistics stored with a model, so that a generator can be scored by FID where no dataset is
-at hand (the automated canary analysis of `dcgan rollout canary V --analyze`, serving/canary.py).
+at hand (the automated canary analysis of `dcgan rollout canary V --analyze`, serving/rollout/canary.py).
 
 Beside the SavedModel, in `assets.extra/` (TF Serving and `dcgan serve` ignore the folder; the Pusher copies it):
 

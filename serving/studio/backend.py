@@ -24,7 +24,7 @@ import grpc
 import numpy as np
 
 from serving.client import DEFAULT_MAX_MESSAGE_BYTES, ServingClient, ServingClientError
-from serving.rollout import CANARY as CANARY_LABEL
+from serving.rollout.labels import CANARY as CANARY_LABEL
 from serving.studio.config import StudioConfig
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from serving.client import ServingClientError
-from serving.studio.app import Backend, _bad, envelope, target_of_query
 from serving.studio.backend import Face, Resolved, StudioError, model_server_error, png_data_url
+from serving.studio.dependencies import Backend, _bad, envelope, target_of_query
 
 router = APIRouter(prefix="/api")
 

@@ -31,8 +31,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
-from serving.studio.app import Backend, _bad, _Body, body_schema, envelope, json_body, target_of
 from serving.studio.backend import ModelBackend, Resolved, StudioError, Target, _encode_images
+from serving.studio.dependencies import Backend, _bad, _Body, body_schema, envelope, json_body, target_of
 
 SPECIFY_BATCH = 256          # candidates rendered and scored per model-server call
 DEFAULT_BUDGET = 2048        # candidates drawn at most, unless the request asks for fewer/more

@@ -103,7 +103,7 @@ def load_and_query(saved_model_dir: str, timeout_s: float = 60.0, model_name: st
     """Serve `saved_model_dir` on free loopback ports, query every signature over gRPC and REST, stop the server.
     Returns the report; raises InfraValidationError on the first failed check."""
     from serving.client import ServingClient, ServingClientError
-    from serving.server import EPHEMERAL_PORT, ModelServer, ServerOptions
+    from serving.model_server.server import EPHEMERAL_PORT, ModelServer, ServerOptions
 
     source = os.path.abspath(saved_model_dir)
     if not os.path.isfile(os.path.join(source, "saved_model.pb")) and not os.path.isfile(

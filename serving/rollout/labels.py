@@ -14,7 +14,7 @@ to `specific { versions: ... }` with exactly the labelled versions.
 
 Without a `stable` label, the first canary calls the highest AVAILABLE version `stable`.
 
-A fleet: `Rollout` takes several clients (one per replica, see `serving.fleet.resolve_servers`). With
+A fleet: `Rollout` takes several clients (one per replica, see `serving.rollout.fleet.resolve_servers`). With
 `push=False` the replicas are expected to poll the file (`--model_config_file_poll_wait_seconds`), so nothing is
 sent to them; either way each step then waits until **every** replica serves the new versions and labels and names
 the stragglers (`wait=False` returns after writing; step 1 of a canary always waits, since a label may only name a
@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from serving import config as cfg
-from serving import config_store, fleet
+from serving import config_store
 from serving.client import ServingClient, ServingClientError
+from serving.model_server import config as cfg
+from serving.rollout import fleet
 
 STABLE, CANARY, PREVIOUS = "stable", "canary", "previous"
 
@@ -203,7 +205,7 @@ class Rollout:
     def _check_version_dir(model, version: int) -> None:
         base = model.base_path
         try:
-            on_store = config_store.list_versions(base)
+            on_store = list_versions(base)
         except config_store.ConfigStoreError as e:
             raise RolloutError(f"cannot check that version {version} exists: {e}") from None
         if on_store is not None and version not in on_store:
@@ -267,3 +269,39 @@ class Rollout:
             except config_store.ConfigStoreError as e:
                 raise RolloutError(str(e)) from None
             yield
+
+
+# -- the versions a base path holds (the rollout refuses a canary of a version that is not there) --------------------
+def list_versions(base_path: str) -> set[int] | None:
+    """The integer version folders under a model's base path: local and gs:// through the model server's own scan
+    (`serving.model_server.config`, tf.io.gfile), s3:// with boto3 (the operator's process needs no tensorflow-io).
+    None when a local base path does not exist on this machine (the replicas may mount it elsewhere: no check).
+    ConfigStoreError when a store cannot be listed."""
+    if base_path.startswith("s3://"):
+        return _list_s3_versions(base_path)
+    if "://" not in base_path and not os.path.isdir(base_path):
+        return None
+    try:
+        return set(cfg.list_version_dirs(base_path))
+    except OSError as e:
+        raise config_store.ConfigStoreError(f"cannot list {base_path}: {e}") from None
+
+
+def _list_s3_versions(base_path: str) -> set[int]:
+    import botocore.exceptions as bex
+
+    bucket, _, prefix = base_path[len("s3://"):].partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    versions: set[int] = set()
+    try:
+        pages = config_store.s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
+                                                                                   Delimiter="/")
+        for page in pages:
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(prefix):].rstrip("/")
+                if name.isdigit():
+                    versions.add(int(name))
+    except (bex.ClientError, bex.BotoCoreError, OSError) as e:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+        raise config_store.ConfigStoreError(f"cannot list {base_path} at {endpoint}: {e}") from None
+    return versions

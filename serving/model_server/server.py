@@ -21,11 +21,11 @@ import time
 from concurrent import futures
 
 from dcgan.fileio import is_remote
-from serving import config as cfg
-from serving.core import CoreOptions, ServerCore
 from serving.errors import Code, ServingError
-from serving.metrics import ServingMetrics
-from serving.options import EPHEMERAL_PORT, ServerOptions
+from serving.model_server import config as cfg
+from serving.model_server.core import CoreOptions, ServerCore
+from serving.model_server.metrics import ServingMetrics
+from serving.model_server.options import EPHEMERAL_PORT, ServerOptions
 
 __all__ = ["EPHEMERAL_PORT", "ModelServer", "ServerOptions", "run"]
 
@@ -127,7 +127,7 @@ class ModelServer:
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-        from serving.grpc_service import ModelService, PredictionService
+        from serving.model_server.grpc_service import ModelService, PredictionService
 
         o = self.options
         threads = o.grpc_max_threads or max(32, 4 * (os.cpu_count() or 1))
@@ -163,7 +163,7 @@ class ModelServer:
     def _start_rest(self, metrics_path: str | None) -> None:
         import uvicorn
 
-        from serving.rest import RestApi
+        from serving.model_server.rest import RestApi
 
         o = self.options
         sock = _bind(o.host, o.rest_api_port)

@@ -39,7 +39,7 @@ class Manifest:
 
     def config(self):
         """The ModelServerConfig message (validated with TF Serving's checks)."""
-        from serving import config as cfg
+        from serving.model_server import config as cfg
 
         config = cfg.single_model_config(self.model, self.base_path)
         model = config.model_config_list.config[0]
@@ -52,7 +52,7 @@ class Manifest:
         return config
 
     def text(self, command: str = "") -> str:
-        from serving import config as cfg
+        from serving.model_server import config as cfg
 
         labels = ", ".join(f"{k} = {v}" for k, v in self.labels().items()) or "none: the latest version is served"
         head = f"# ModelServerConfig for TF Serving. Labels: {labels}.\n"
@@ -62,7 +62,7 @@ class Manifest:
 
 
 def _versions_on(store: str) -> list[int]:
-    from serving import config as cfg
+    from serving.model_server import config as cfg
 
     try:
         return sorted(cfg.list_version_dirs(store))
@@ -157,7 +157,7 @@ def write(manifest: Manifest, fmt: str, output: str | None, resources: str = DEF
 
 # -- CLI --------------------------------------------------------------------------------------------------------------
 def add_parser(rollout_subparsers) -> None:
-    """`dcgan rollout manifest` (the hook in serving.cli._add_rollout)."""
+    """`dcgan rollout manifest` (the hook in serving.rollout.cli._add_rollout)."""
     p = rollout_subparsers.add_parser(
         "manifest", help="the models.config (or a kustomize overlay) of a canary from real versions",
         description="Write the model config of a canary for TF Serving in Kubernetes: version_labels stable/canary "

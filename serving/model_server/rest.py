@@ -23,11 +23,12 @@ from collections.abc import Callable
 
 import anyio
 
-from serving import responses, tensors
-from serving.core import ModelRequest, ServerCore
+from serving import tensors
 from serving.errors import Code, ServingError, invalid_argument
 from serving.http_body import BodyTooLarge, read_body
-from serving.metrics import ServingMetrics
+from serving.model_server import responses
+from serving.model_server.core import ModelRequest, ServerCore
+from serving.model_server.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from tensorflow_serving.apis import (
 )
 
 from serving import tensors
-from serving.core import ModelRequest, ServerCore
 from serving.errors import Code, ServingError, invalid_argument
-from serving.metrics import ServingMetrics
-from serving.responses import SIGNATURE_DEF_FIELD, metadata_response, predict_response, status_response
+from serving.model_server.core import ModelRequest, ServerCore
+from serving.model_server.metrics import ServingMetrics
+from serving.model_server.responses import SIGNATURE_DEF_FIELD, metadata_response, predict_response, status_response
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dcgan.fileio import ObjectStoreError, check_s3_reachable, is_remote
-from serving import config as cfg
-from serving.batching import BatchingQueue, SharedBatchScheduler
-from serving.config import BatchingOptions
 from serving.errors import Code, ServingError, failed_precondition, invalid_argument, not_found
-from serving.metrics import ServingMetrics
-from serving.servable import Servable
+from serving.model_server import config as cfg
+from serving.model_server.batching import BatchingQueue, SharedBatchScheduler
+from serving.model_server.config import BatchingOptions
+from serving.model_server.metrics import ServingMetrics
+from serving.model_server.servable import Servable
 from serving.tensors import DEFAULT_MAX_ELEMENTS
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from serving.config import BatchingOptions
 from serving.errors import Code, ServingError, invalid_argument
+from serving.model_server.config import BatchingOptions
 
 log = logging.getLogger(__name__)
 

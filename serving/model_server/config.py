@@ -24,7 +24,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, text_format, wrappe
 from dcgan import stack
 from dcgan.fileio import ensure_filesystem, is_remote
 from serving.errors import Code, ServingError, invalid_argument
-from serving.options import DEFAULT_PROMETHEUS_PATH
+from serving.model_server.options import DEFAULT_PROMETHEUS_PATH
 
 TENSORFLOW_PLATFORM = "tensorflow"
 _VERSION_DIR = re.compile(r"^[0-9]+$")

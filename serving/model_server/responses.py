@@ -10,8 +10,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from dcgan import stack
 from serving import tensors
-from serving.core import ModelRequest, ServerCore
 from serving.errors import invalid_argument
+from serving.model_server.core import ModelRequest, ServerCore
 
 SIGNATURE_DEF_FIELD = "signature_def"  # GetModelMetadataImpl::kSignatureDef
 

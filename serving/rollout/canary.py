@@ -5,20 +5,21 @@ Measured per label, over the window:
 - **errors and p99 latency** from the replicas' Prometheus pages (`--metrics H1:P1,...`, the REST ports; summed over
   replicas, the difference of the counters before and after the window): `dcgan serve` labels
   `dcgan_serving_requests_total`, `dcgan_serving_request_errors_total` and the histogram
-  `dcgan_serving_request_latency_seconds` by model and version (serving/metrics.py), so other traffic the versions
-  served during the window counts as well. p99 is read from the histogram as Prometheus' `histogram_quantile` does
-  (linear within the bucket). A real TF Serving has no per-version metrics (`:tensorflow:serving:request_count` is
-  labelled by model and status only), so without `--metrics`, or when the pages lack the version-labelled series,
-  the figures are the analysis' own client-side ones (every request timed and its status kept); the JSON says which
-  (`metrics_source`).
+  `dcgan_serving_request_latency_seconds` by model and version (serving/model_server/metrics.py), so other traffic
+  the versions served during the window counts as well. p99 is read from the histogram as Prometheus'
+  `histogram_quantile` does (linear within the bucket). A real TF Serving has no per-version metrics
+  (`:tensorflow:serving:request_count` is labelled by model and status only), so without `--metrics`, or when the
+  pages lack the version-labelled series, the figures are the analysis' own client-side ones (every request timed
+  and its status kept); the JSON says which (`metrics_source`).
 - **FID** of the canary's and the stable's images for the same seeds (the `generate` signature, first pass of the
   window) against the reference Inception statistics stored with the model (`assets.extra/fid_reference.npz`,
   dcgan.metrics.reference; the stable version's, else the canary's), so no dataset is needed at rollout time.
 
 Rules (all must pass to promote): canary error rate ≤ stable's + `max_error_margin`; canary p99 ≤ `p99_factor` ×
-stable's p99; canary FID ≤ stable's FID + `fid_margin` (default: the evaluation gate's `max_fid_regression`, as
-recorded with the reference statistics by the pipeline, else the pipeline's default evaluation config). A figure
-that could not be measured fails its rule. The decision and every figure are written as JSON beside the model config
+stable's p99; canary FID ≤ stable's FID + `fid_margin` (default: the evaluation gate's `max_fid_regression` as
+recorded with the reference statistics by the pipeline, else the allowance passed in, `max_fid_regression` /
+`--max-fid-regression`, whose default 0 is the pipeline's default gate: no worse than stable). A figure that could
+not be measured fails its rule. The decision and every figure are written as JSON beside the model config
 (`<config>.analysis.json`, atomic, local or object store) and shown by `dcgan rollout status`.
 
 The window is a minimum: the first pass over the seeds always completes (FID needs every sample), then requests
@@ -35,11 +36,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dcgan import fileio
-from serving.options import DEFAULT_PROMETHEUS_PATH
+from serving.model_server.options import DEFAULT_PROMETHEUS_PATH
 
 if TYPE_CHECKING:  # this module is imported by the CLI's parser: TensorFlow, gRPC and numpy only inside functions
     from serving.client import ServingClient
-    from serving.rollout import Rollout
+    from serving.rollout.labels import Rollout
 
 FORMAT = "dcgan-canary-analysis/1"
 ANALYSIS_SUFFIX = ".analysis.json"
@@ -59,6 +60,7 @@ class AnalysisConfig:
     max_error_margin: float = 0.01  # canary error rate ≤ stable's + this (absolute, 0.01 = one point)
     p99_factor: float = 2.0  # canary p99 ≤ this × stable's p99
     fid_margin: float | None = None  # canary FID ≤ stable's + this; None = the gate's max_fid_regression
+    max_fid_regression: float = 0.0  # the gate's allowance when the reference statistics record none (pipeline: 0)
     metrics: tuple[str, ...] = ()  # REST HOST:PORT of every replica's Prometheus page; () = client-side figures
     metrics_path: str = DEFAULT_PROMETHEUS_PATH
     timeout_s: float = 30.0  # per request
@@ -67,12 +69,14 @@ class AnalysisConfig:
         checks = {"window_s": self.window_s >= 0, "seeds": self.seeds >= 2, "batch": self.batch >= 1,
                   "max_error_margin": 0 <= self.max_error_margin <= 1, "p99_factor": self.p99_factor > 0,
                   "fid_margin": self.fid_margin is None or (math.isfinite(self.fid_margin) and self.fid_margin >= 0),
+                  "max_fid_regression": math.isfinite(self.max_fid_regression) and self.max_fid_regression >= 0,
                   "timeout_s": self.timeout_s > 0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid canary analysis setting(s): " + ", ".join(f"{n}={getattr(self, n)!r}"
                                                                              for n in bad)
-                             + " (seeds ≥ 2, batch ≥ 1, 0 ≤ max_error_margin ≤ 1, p99_factor > 0, fid_margin ≥ 0)")
+                             + " (seeds ≥ 2, batch ≥ 1, 0 ≤ max_error_margin ≤ 1, p99_factor > 0, fid_margin ≥ 0, "
+                               "max_fid_regression ≥ 0)")
         return self
 
 
@@ -143,7 +147,7 @@ def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
 
 def scrape(targets: Sequence[str], path: str, model: str, timeout: float = 10.0) -> dict[str, VersionCounts]:
     """Sum of `parse_metrics` over every replica's page; RolloutError naming a replica whose page cannot be read."""
-    from serving.rollout import RolloutError
+    from serving.rollout.labels import RolloutError
 
     total: dict[str, VersionCounts] = {}
     for target in targets:
@@ -173,7 +177,7 @@ def send_window(clients: Sequence[ServingClient], model: str, config: AnalysisCo
     """Same seeds to both labels, replicas in turn, labels alternately first, until the first pass is done and
     `window_s` has passed. Returns ({label: ClientFigures}, window facts)."""
     from serving.client import ServingClientError
-    from serving.rollout import CANARY, STABLE
+    from serving.rollout.labels import CANARY, STABLE
 
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     chunks = [seeds[i:i + config.batch] for i in range(0, len(seeds), config.batch)]
@@ -248,22 +252,19 @@ def decide(stable: dict[str, Any], canary: dict[str, Any], max_error_margin: flo
     return (PROMOTE if all(c["passed"] for c in checks) else ROLLBACK), checks
 
 
-def default_fid_margin(reference_meta: dict[str, Any]) -> tuple[float, str]:
-    """The evaluation gate's max_fid_regression: as recorded with the reference statistics, else the pipeline's
-    default evaluation config."""
+def default_fid_margin(reference_meta: dict[str, Any], max_fid_regression: float) -> tuple[float, str]:
+    """The evaluation gate's max_fid_regression: as recorded with the reference statistics, else the allowance passed
+    in (AnalysisConfig.max_fid_regression, `--max-fid-regression`)."""
     recorded = reference_meta.get("max_fid_regression")
     if recorded is not None:
         return float(recorded), "max_fid_regression recorded with the reference statistics (the pipeline's gate)"
-    from pipeline.config import PipelineConfig
-
-    value = PipelineConfig().evaluation.max_fid_regression
-    return float(value or 0.0), "max_fid_regression of the pipeline's default evaluation config"
+    return float(max_fid_regression), "--max-fid-regression (the reference statistics record no max_fid_regression)"
 
 
 # -- the analysis -----------------------------------------------------------------------------------------------------
 def _model(config_path: str, name: str | None):
-    from serving import config as cfg
-    from serving.rollout import RolloutError
+    from serving.model_server import config as cfg
+    from serving.rollout.labels import RolloutError
 
     models = cfg.model_configs(cfg.read_model_server_config(config_path))
     if name is None:
@@ -277,7 +278,7 @@ def _model(config_path: str, name: str | None):
 
 def _reference(base_path: str, versions: Sequence[int]):  # noqa: ANN202
     from dcgan.metrics.reference import has_reference_stats, read_reference_stats
-    from serving.rollout import RolloutError
+    from serving.rollout.labels import RolloutError
 
     for v in versions:
         folder = fileio.join(base_path, str(v))
@@ -317,7 +318,7 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
     the canary step fails."""
     from dcgan.metrics.inception import get_extractor
     from serving.client import ServingClientError
-    from serving.rollout import CANARY, STABLE, RolloutError
+    from serving.rollout.labels import CANARY, STABLE, RolloutError
 
     config = config.validate()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -333,7 +334,7 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
     if config.fid_margin is not None:
         fid_margin, margin_source = config.fid_margin, "--fid-margin"
     else:
-        fid_margin, margin_source = default_fid_margin(reference.meta)
+        fid_margin, margin_source = default_fid_margin(reference.meta, config.max_fid_regression)
 
     status = rollout.canary(int(version))
     stable_v, canary_v = status.labels[STABLE], status.labels[CANARY]
@@ -372,7 +373,7 @@ def analyze(rollout: Rollout, version: int, config: AnalysisConfig, log=print) -
 def _measure(clients, model: str, stable_v: int, canary_v: int, config: AnalysisConfig, reference,  # noqa: ANN001
              extractor, fid_margin: float) -> dict[str, Any]:  # noqa: ANN001
     """The window, the figures, the rules: the analysis' evidence and decision."""
-    from serving.rollout import CANARY, STABLE
+    from serving.rollout.labels import CANARY, STABLE
 
     source = "prometheus" if config.metrics else "client"
     note = None if config.metrics else ("no --metrics: client-side figures (a real TF Serving has no per-version "
@@ -422,7 +423,7 @@ def read_analysis(config_path: str) -> dict[str, Any] | None:
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """What `dcgan rollout status` and `--analyze` print."""
-    from serving.rollout import CANARY, STABLE
+    from serving.rollout.labels import CANARY, STABLE
 
     s, c = result["stable"], result["canary"]
 
@@ -466,7 +467,10 @@ def add_arguments(parser) -> None:  # noqa: ANN001
                    help=f"canary p99 may be this many times stable's (default {d.p99_factor:g})")
     g.add_argument("--fid-margin", type=float, default=None,
                    help="canary FID may exceed stable's by this much (default: the evaluation gate's "
-                        "max_fid_regression)")
+                        "max_fid_regression recorded with the model's reference statistics, else --max-fid-regression)")
+    g.add_argument("--max-fid-regression", type=float, default=d.max_fid_regression,
+                   help="the evaluation gate's allowance, used when the model's reference statistics record none "
+                        f"(default {d.max_fid_regression:g}: the pipeline's default gate, no worse than stable)")
     g.add_argument("--metrics", default="",
                    help="REST HOST:PORT[,HOST:PORT...] of every replica's Prometheus page (or full URLs); default: "
                         "client-side figures")
@@ -474,9 +478,10 @@ def add_arguments(parser) -> None:  # noqa: ANN001
 
 
 def config_from_args(args) -> AnalysisConfig:  # noqa: ANN001
-    from serving.fleet import resolve_servers
+    from serving.rollout.fleet import resolve_servers
 
     metrics = tuple(resolve_servers(args.metrics)) if args.metrics else ()
     return AnalysisConfig(window_s=args.window, seeds=args.seeds, first_seed=args.first_seed, batch=args.batch,
                           max_error_margin=args.max_error_margin, p99_factor=args.p99_factor,
-                          fid_margin=args.fid_margin, metrics=metrics, metrics_path=args.metrics_path).validate()
+                          fid_margin=args.fid_margin, max_fid_regression=args.max_fid_regression, metrics=metrics,
+                          metrics_path=args.metrics_path).validate()
