@@ -60,10 +60,16 @@ def register(subparsers) -> None:
     run.add_argument("--no-cache", action="store_true", help="re-execute every component")
     run.set_defaults(func=_cmd_run)
 
-    comp = sub.add_parser("compile", help="compile the pipeline to a Kubeflow Pipelines V2 PipelineJob JSON")
+    comp = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (open source) or Vertex AI",
+                          description="--target kfp (default): a PipelineSpec YAML for open-source Kubeflow "
+                                      "Pipelines (upload it with kfp.Client().upload_pipeline or the UI); --target "
+                                      "vertex: a PipelineJob JSON for Vertex AI Pipelines (aiplatform.PipelineJob)")
     _add_config_args(comp)
     comp.add_argument("--kubeflow", action="store_true", required=True, help="target Kubeflow Pipelines (V2)")
-    comp.add_argument("--output", default="pipeline.json", help="JSON file to write (default pipeline.json)")
+    comp.add_argument("--target", choices=("kfp", "vertex"), default="kfp",
+                      help="kfp: open-source Kubeflow Pipelines, PipelineSpec YAML (default); vertex: Vertex AI "
+                           "Pipelines, PipelineJob JSON")
+    comp.add_argument("--output", help="file to write (default pipeline.yaml for kfp, pipeline.json for vertex)")
     comp.add_argument("--image", help="container image for every step (default: the config's kubeflow_image)")
     comp.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                       help="environment variable of every step's container, e.g. AWS_ENDPOINT_URL=http://minio:9000 "
@@ -118,6 +124,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     if args.show_config:
         print(config.to_json())
         return 0
+    from pipeline.kfp_spec import load
     from pipeline.pipeline import compile_kubeflow
 
     env = {}
@@ -127,11 +134,24 @@ def _cmd_compile(args: argparse.Namespace) -> int:
             print(f"dcgan pipeline compile: error: --env {item!r} is not NAME=VALUE", file=sys.stderr)
             return 2
         env[name] = value
-    path = compile_kubeflow(config, args.output, env)
-    spec = json.load(open(path))
-    tasks = spec.get("pipelineSpec", {}).get("root", {}).get("dag", {}).get("tasks", {})
-    print(f"wrote {path}: Kubeflow V2 PipelineJob '{config.name}', {len(tasks)} tasks "
-          f"({', '.join(sorted(tasks))}), image {config.kubeflow_image}")
+    output = args.output or ("pipeline.yaml" if args.target == "kfp" else "pipeline.json")
+    suffix = output.rsplit(".", 1)[-1].lower() if "." in output else ""
+    if args.target == "kfp" and suffix not in ("yaml", "yml"):
+        print(f"dcgan pipeline compile: error: --output {output!r}: open-source Kubeflow Pipelines takes a .yaml/.yml "
+              "package (a PipelineSpec); for Vertex AI's PipelineJob JSON use --target vertex", file=sys.stderr)
+        return 2
+    if args.target == "vertex" and suffix != "json":
+        print(f"dcgan pipeline compile: error: --output {output!r}: the Vertex AI PipelineJob is JSON (.json)",
+              file=sys.stderr)
+        return 2
+    path = compile_kubeflow(config, output, env, target=args.target)
+    compiled = load(path)
+    spec = compiled.get("pipelineSpec", compiled)
+    tasks = spec.get("root", {}).get("dag", {}).get("tasks", {})
+    what = ("PipelineSpec for open-source Kubeflow Pipelines" if args.target == "kfp"
+            else "PipelineJob for Vertex AI Pipelines")
+    print(f"wrote {path}: {what} '{config.name}', {len(tasks)} tasks ({', '.join(sorted(tasks))}), "
+          f"image {config.kubeflow_image}")
     return 0
 
 

@@ -98,6 +98,9 @@ class PipelineConfig:
     root: str = "runs/pipeline"  # pipeline root: artifacts and metadata.sqlite live under it
     data: str = "avatars:4000:0"  # FaceExampleGen source: folder, zip, glob or avatars:N:SEED
     serving_root: str = ""  # "" = <root>/serving; Pusher writes <serving_root>/<model_name>/<version>/
+    # The serving store's TF Serving model config (models.config), if any: where the Kubeflow Pipelines target's FID
+    # gate finds the version labelled `stable` to compare with ("" = the newest pushed version).
+    serving_model_config: str = ""
     model_name: str = "dcgan"
     enable_cache: bool = True
     infra_check: bool = True

@@ -1,5 +1,5 @@
 """The container entrypoint of every TFX task in the compiled Kubeflow spec: TFX's own Kubeflow V2 entrypoint
-(`tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor`), plus three things this project needs.
+(`tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor`), plus four things this project needs.
 
     python -m pipeline.kubeflow_entrypoint --executor_class_path ... --json_serialized_invocation_args '{{$}}' ...
 
@@ -18,15 +18,27 @@
    FidEvaluator writes the same properties and gets the same translation; without it a later run's resolver finds
    no baseline model and the FID regression gate is silently skipped.
 
+4. Input artifact types as open-source drivers hand them over. TFX's entrypoint rebuilds each input artifact's class
+   from the type in the executor input; Vertex passes the spec's `tfx.*` schema, but Kubeflow Pipelines' open-source
+   driver and `kfp.local` pass artifacts they read back from their own metadata: typed `system.Artifact` (kfp.local)
+   or not typed at all (the backend's driver) — TFX then fails with "Could not import system.Artifact" or
+   "RuntimeArtifact is expected to have a type". The type each input must have is in the task's own inputs spec
+   (`--json_serialized_inputs_spec_args`, which TFX compiles into every container task with schema 2.1): an input
+   whose type the entrypoint cannot rebuild gets the spec's type back (`restore_input_types`).
+
 Arguments and behaviour are otherwise exactly TFX's. `compile_kubeflow` points the compiled spec's container
 command here; it runs the same on a real cluster.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 import types
+from typing import Any
+
+import yaml
 
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 COMMAND = ["python", "-m", "pipeline.kubeflow_entrypoint"]
@@ -50,6 +62,58 @@ def _prepare_tfx(tfx_entrypoint: types.ModuleType) -> None:
         Executor=(evaluator_executor.Executor, FidEvaluatorExecutor))
 
 
+def _schema_title(artifact_type: dict[str, Any]) -> str | None:
+    if artifact_type.get("schemaTitle"):
+        return str(artifact_type["schemaTitle"])
+    if artifact_type.get("instanceSchema"):
+        return str((yaml.safe_load(artifact_type["instanceSchema"]) or {}).get("title") or "") or None
+    return None
+
+
+def restore_input_types(invocation: dict[str, Any], inputs_spec: dict[str, Any]) -> dict[str, Any]:
+    """The executor input `invocation` (the `{{$}}` JSON, as a dict) with every input artifact whose type TFX cannot
+    rebuild (none, or a title such as `system.Artifact` that is neither a TFX type nor one of ours) given the type
+    the task's `inputs_spec` (ComponentInputsSpec JSON) declares for it. Returns a new dict."""
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+
+    known = set(compiler_utils.TITLE_TO_CLASS_PATH) | set(ARTIFACT_CLASSES)
+    declared = inputs_spec.get("artifacts") or {}
+    out = json.loads(json.dumps(invocation))
+    for key, artifact_list in ((out.get("inputs") or {}).get("artifacts") or {}).items():
+        spec_type = (declared.get(key) or {}).get("artifactType")
+        if not spec_type:
+            continue
+        for artifact in artifact_list.get("artifacts") or []:
+            if _schema_title(artifact.get("type") or {}) not in known:
+                artifact["type"] = dict(spec_type)
+    return out
+
+
+def _flag_index(argv: list[str], flag: str) -> tuple[int, str] | None:
+    """(index, prefix) of the argv item holding the value of `--flag VALUE` (prefix "") or `--flag=VALUE` (prefix
+    "--flag="); None when absent."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return i + 1, ""
+        if arg.startswith(flag + "="):
+            return i, flag + "="
+    return None
+
+
+def with_restored_input_types(argv: list[str]) -> list[str]:
+    """argv with `--json_serialized_invocation_args` rewritten by `restore_input_types` when the task also has
+    `--json_serialized_inputs_spec_args` (unchanged otherwise, e.g. a schema 2.0 spec on Vertex)."""
+    invocation = _flag_index(argv, "--json_serialized_invocation_args")
+    inputs_spec = _flag_index(argv, "--json_serialized_inputs_spec_args")
+    if invocation is None or inputs_spec is None:
+        return list(argv)
+    (i, prefix), (j, spec_prefix) = invocation, inputs_spec
+    restored = restore_input_types(json.loads(argv[i][len(prefix):]), json.loads(argv[j][len(spec_prefix):]))
+    out = list(argv)
+    out[i] = prefix + json.dumps(restored)
+    return out
+
+
 def run(argv: list[str]) -> int:
     """Run TFX's Kubeflow V2 executor entrypoint with `argv` (without the program name); returns the exit code."""
     from dcgan import fileio
@@ -60,6 +124,7 @@ def run(argv: list[str]) -> int:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
     _prepare_tfx(tfx_entrypoint)
+    argv = with_restored_input_types(argv)
     try:
         app.run(tfx_entrypoint.main, argv=[TFX_ENTRYPOINT, *argv], flags_parser=tfx_entrypoint._parse_flags)
     except SystemExit as e:

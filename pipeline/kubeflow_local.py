@@ -1,12 +1,16 @@
-"""Execute a compiled Kubeflow Pipelines V2 PipelineJob (the JSON `dcgan pipeline compile --kubeflow` writes) on
-this machine, task by task, in the pipeline image — what a Kubeflow / Vertex AI Pipelines backend does with it,
-minus the cluster.
+"""Execute the compiled Vertex AI PipelineJob (`dcgan pipeline compile --kubeflow --target vertex`) on this machine,
+task by task, in the pipeline image — what Vertex AI Pipelines' backend does with it, minus the cloud.
 
     python -m pipeline.kubeflow_local pipeline.json [--env AWS_ENDPOINT_URL ...]
 
-Why not `kfp.local`: the locked kfp (2.5.0, the version `tfx[kfp]==1.16` pins) has `kfp.local`, but it runs single
-components only ("Local pipeline execution is not currently supported") and no component with input artifacts
-("Input artifacts are not yet supported for local execution"); every TFX task after ingest has input artifacts.
+The open-source Kubeflow Pipelines spec (`--target kfp`) is executed by Kubeflow's own local engine instead,
+`kfp.local` (`pipeline.kfp_local`). This module is kept only for what kfp.local cannot do:
+  * resolver tasks — the Vertex spec's latest-blessed-model Resolver compiles to `resolver` executors with ML Metadata
+    queries; kfp.local (like the open-source backend) runs container and importer executors only, and keeps no
+    metadata between runs for a query to find;
+  * object-store pipeline roots — kfp.local's pipeline root is a local folder mounted into every container, so a
+    `gs://` or `s3://` root, where every artifact and the push live on the store and nothing is mounted, cannot be
+    run with it.
 
 So this module plays the backend's driver and launcher, with nothing written per component — everything comes from
 the spec:
@@ -279,6 +283,9 @@ def run_pipeline_job(job: Mapping[str, Any] | str, launcher: Launcher, *, job_id
     if isinstance(job, str):
         with open(job) as f:
             job = json.load(f)
+    if "pipelineSpec" not in job:
+        raise SpecError("this is not a Vertex AI PipelineJob (no pipelineSpec); a PipelineSpec for open-source "
+                        "Kubeflow Pipelines runs with kfp.local: python -m pipeline.kfp_local SPEC --pipeline-root DIR")
     spec = job["pipelineSpec"]
     root = job.get("runtimeConfig", {}).get("gcsOutputDirectory")
     if not root:

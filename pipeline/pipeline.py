@@ -1,12 +1,15 @@
 """The TFX DAG and its runners: LocalDagRunner (default: embedded SQLite MLMD, Beam DirectRunner) and the Kubeflow
-Pipelines V2 compiler.
+Pipelines V2 compiler, for open-source Kubeflow Pipelines (`kfp`) or Vertex AI Pipelines (`vertex`).
 
     FaceExampleGen ──► Trainer (run_fn = components.trainer_module.run_fn) ──┬──► FidEvaluator ──► Pusher
          │                                                                   ├──► InfraCheck ─────┘
          └────────────────────────── examples ───────────────────────────────┘
-    latest blessed model (Resolver) ──► FidEvaluator (baseline: no regression allowed beyond the allowance)
+    baseline ──► FidEvaluator (no regression allowed beyond the allowance)
 
-The Pusher is TFX's own component with components.pusher's executor: a version appears only when complete.
+The baseline: locally and on Vertex, TFX's latest-blessed-model Resolver (an ML Metadata query); on open-source
+Kubeflow Pipelines, whose backend runs no resolver executors, the FidEvaluator reads the serving store the Pusher
+pushes to (components.evaluator.baseline). The Pusher is TFX's own component with components.pusher's executor: a
+version appears only when complete.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import os
 from pipeline.config import PipelineConfig
 
 NODE_IDS = ("FaceExampleGen", "Trainer", "latest_blessed_model_resolver", "FidEvaluator", "InfraCheck", "Pusher")
+TARGETS = ("kfp", "vertex")  # compile targets: open-source Kubeflow Pipelines, Vertex AI Pipelines
 
 
-def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
-    """Build the `tfx.dsl.Pipeline` for `config` (validated here)."""
+def create_pipeline(config: PipelineConfig, *, target: str = "local"):
+    """Build the `tfx.dsl.Pipeline` for `config` (validated here), to run locally or to compile for a `TARGETS`
+    backend (no MLMD connection, paths as given; `kfp`: no Resolver, the evaluator reads the serving store)."""
     from tfx import v1 as tfx
 
     from components.evaluator.component import FidEvaluator
@@ -29,6 +34,9 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
     from components.pusher import EXECUTOR_SPEC as PUSHER_EXECUTOR_SPEC
 
     config.validate()
+    if target not in ("local", *TARGETS):
+        raise ValueError(f"target={target!r} is not one of {('local', *TARGETS)}")
+    for_kubeflow = target != "local"
     ingest = FaceExampleGen(source=config.data, size=config.train.model.size, fingerprint_source=not for_kubeflow,
                             **dataclasses.asdict(config.ingest))
 
@@ -41,20 +49,27 @@ def create_pipeline(config: PipelineConfig, *, for_kubeflow: bool = False):
                        "reference_stats": config.evaluation.reference_stats_config()},
     )
 
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    components = [ingest, trainer]
+    baseline: dict = {}
+    if config.evaluation.regression_check and target == "kfp":
+        baseline = {"baseline_base_path": config.push_base,
+                    "baseline_model_config": config.serving_model_config or None}
+    elif config.evaluation.regression_check:
+        resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+        components.append(resolver)
+        baseline = {"baseline_model": resolver.outputs["model"]}
 
     evaluator = FidEvaluator(
         model=trainer.outputs["model"],
         examples=ingest.outputs["examples"],
-        baseline_model=resolver.outputs["model"] if config.evaluation.regression_check else None,
+        **baseline,
         **config.evaluation.component_args(),
     )
-
-    components = [ingest, trainer, resolver, evaluator]
+    components.append(evaluator)
     pusher_inputs = {"model": trainer.outputs["model"], "model_blessing": evaluator.outputs["blessing"]}
     if config.infra_check:
         infra = InfraCheck(model=trainer.outputs["model"], timeout_seconds=config.infra_timeout_seconds)
@@ -112,37 +127,53 @@ def run_local(config: PipelineConfig) -> None:
             dask_cluster.close()
 
 
-def compile_kubeflow(config: PipelineConfig, output: str, env: dict[str, str] | None = None) -> str:
-    """Write the Kubeflow Pipelines V2 PipelineJob JSON for `config` (offline; nothing is submitted). `env`: variables
-    set in every task's container (e.g. AWS_ENDPOINT_URL of a MinIO root; never secrets: those come from the
-    cluster, e.g. a Kubernetes secret or the pods' service account)."""
+def compile_kubeflow(config: PipelineConfig, output: str, env: dict[str, str] | None = None,
+                     target: str = "kfp") -> str:
+    """Write the compiled pipeline for `target` (offline; nothing is submitted) and return its path:
+      * `kfp` — open-source Kubeflow Pipelines: a PipelineSpec YAML (schema 2.1.0, `runtimeValue.constant`
+        parameters, no resolver tasks, `defaultPipelineRoot` = the config's pipeline root), checked against what that
+        backend accepts (`pipeline.kfp_spec.open_source_problems`) before it is written;
+      * `vertex` — Vertex AI Pipelines: a PipelineJob JSON (TFX's default schema 2.0, with the latest-blessed-model
+        resolver tasks that Vertex's backend runs).
+    `env`: variables set in every task's container (e.g. AWS_ENDPOINT_URL of a MinIO root; never secrets: those
+    come from the cluster, e.g. a Kubernetes secret or the pods' service account)."""
+    import json
+    import tempfile
+
     from tfx import v1 as tfx
 
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=config.kubeflow_image),
-        output_dir=os.path.dirname(os.path.abspath(output)),
-        output_filename=os.path.basename(output),
-    )
-    runner.run(create_pipeline(config, for_kubeflow=True))
-    _use_project_entrypoint(output, env or {})
+    from dcgan import fileio
+    from pipeline import kfp_spec
+
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r} is not one of {TARGETS}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tfx.orchestration.experimental.KubeflowV2DagRunner(
+            config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+                default_image=config.kubeflow_image, use_pipeline_spec_2_1=target == "kfp"),
+            output_dir=tmp, output_filename="pipeline.json",
+        ).run(create_pipeline(config, target=target))
+        with open(os.path.join(tmp, "pipeline.json")) as f:
+            job = json.load(f)
+    _use_project_entrypoint(job["pipelineSpec"], env or {})
+    if target == "kfp":
+        text = kfp_spec.open_source_yaml(job["pipelineSpec"], pipeline_root=_abs(config.pipeline_root, True))
+    else:
+        text = json.dumps(job, indent=2, sort_keys=True) + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fileio.write_text_atomic(output, text)
     return output
 
 
-def _use_project_entrypoint(path: str, env: dict[str, str]) -> None:
-    """Point every TFX container task of the compiled spec at `pipeline.kubeflow_entrypoint` (TFX's entrypoint
-    plus what this project needs, see there; arguments stay TFX's) and set `env` in its container."""
-    import json
-
+def _use_project_entrypoint(spec: dict, env: dict[str, str]) -> None:
+    """Point every TFX container task of the compiled `spec` (a PipelineSpec dict, changed in place) at
+    `pipeline.kubeflow_entrypoint` (TFX's entrypoint plus what this project needs, see there; arguments stay TFX's)
+    and set `env` in its container."""
     from pipeline.kubeflow_entrypoint import COMMAND, TFX_ENTRYPOINT
 
-    with open(path) as f:
-        job = json.load(f)
-    for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
+    for executor in spec["deploymentSpec"]["executors"].values():
         container = executor.get("container")
         if container and container.get("command") == ["python", "-m", TFX_ENTRYPOINT]:
             container["command"] = list(COMMAND)
         if container and env:
             container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
-    with open(path, "w") as f:
-        json.dump(job, f, indent=2, sort_keys=True)
-        f.write("\n")

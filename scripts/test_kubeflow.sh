@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test-kubeflow` (CI): build the pipeline image with the local container engine (Debian's docker.io, installed
-# if missing), then run the container tests: the CLI and TFX's Kubeflow entrypoint inside the image, tensorflow-io's
-# s3:// against a loopback S3 server from inside a container, and the compiled smoke spec executed task by task in
-# the image to a pushed model. A dockerd this script started is stopped at the end; one it found running is kept.
+# if missing) and kfp.local's venv (.venv-kfp, scripts/kfp_local_env.sh), then run the container tests: the CLI and
+# TFX's Kubeflow entrypoint inside the image, tensorflow-io's s3:// against a loopback S3 server from inside a
+# container, the open-source Kubeflow Pipelines spec run twice by kfp.local's DockerRunner to a served model, and the
+# Vertex AI spec on an S3 root. A dockerd this script started is stopped at the end; one it found running is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -13,7 +14,8 @@ if [ "$engine_was_running" = 0 ]; then
 fi
 scripts/container_engine.sh start >/dev/null
 IMAGE=$(scripts/build_image.sh "${DCGAN_PIPELINE_IMAGE:-dcgan-faces-pipeline:test}")
-echo "test-kubeflow: image $IMAGE ready after $(( $(date +%s) - start )) s"
-DCGAN_PIPELINE_IMAGE="$IMAGE" .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=1800 -m container \
+KFP_PYTHON=$(scripts/kfp_local_env.sh)
+echo "test-kubeflow: image $IMAGE and $KFP_PYTHON ready after $(( $(date +%s) - start )) s"
+DCGAN_PIPELINE_IMAGE="$IMAGE" DCGAN_KFP_PYTHON="$PWD/$KFP_PYTHON" .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=1800 -m container \
   tests/test_kubeflow_container.py "$@"
 echo "test-kubeflow: done in $(( $(date +%s) - start )) s"

@@ -72,7 +72,8 @@ def pipeline_runs(tmp_path_factory, tiny_saved_model, metrics_cache):  # noqa: F
     run(models["oracle"])
     pushed_after_first = sorted(os.listdir(serving)) if serving.exists() else []
     run(models["untrained"])
-    return {"connection": connection, "models": models, "serving": serving, "pushed_after_first": pushed_after_first}
+    return {"connection": connection, "models": models, "serving": serving, "pushed_after_first": pushed_after_first,
+            "examples": examples}
 
 
 def _store(connection):
@@ -172,3 +173,103 @@ def test_pipeline_with_the_evaluator_compiles_for_kubeflow_v2(tmp_path):
     outputs = spec["components"]["FidEvaluator"]["outputDefinitions"]["artifacts"]
     assert outputs["evaluation"]["artifactType"]["instanceSchema"].startswith("title: dcgan.FidEvaluation")
     assert outputs["blessing"]["artifactType"]["instanceSchema"].startswith("title: tfx.ModelBlessing")
+
+
+# -- the baseline from the serving store (open-source Kubeflow Pipelines: no resolver) --------------------------------
+def _version(base, version: int, complete: bool = True) -> str:
+    path = base / str(version)
+    path.mkdir(parents=True)
+    if complete:
+        (path / "saved_model.pb").write_bytes(b"")
+    return str(path)
+
+
+def test_store_baseline_is_the_newest_complete_version_or_none_on_a_first_push(tmp_path):
+    from components.evaluator.baseline import find_store_baseline
+
+    base = tmp_path / "serving" / "dcgan"
+    first = find_store_baseline(str(base))
+    assert first.path is None and first.reason == f"no baseline: {base} does not exist yet (first push)"
+    base.mkdir(parents=True)
+    (base / "notes.txt").write_text("not a version")
+    assert find_store_baseline(str(base)).reason == f"no baseline: {base} holds no complete version (first push)"
+    _version(base, 100)
+    newest = _version(base, 200)
+    _version(base, 300, complete=False)  # a push in progress: saved_model.pb is written last
+    found = find_store_baseline(str(base))
+    assert (found.path, found.version) == (newest, 200)
+    assert found.reason == f"baseline: version 200 of {base}, the newest pushed version"
+
+
+def test_store_baseline_follows_the_stable_label_of_the_model_config(tmp_path):
+    from components.evaluator.baseline import find_store_baseline
+
+    base = tmp_path / "serving" / "dcgan"
+    stable = _version(base, 100)
+    _version(base, 200)  # a canary, newer than what is served as stable
+    config = tmp_path / "models.config"
+    config.write_text('model_config_list { config { name: "dcgan" base_path: "/models/dcgan" '
+                      'model_platform: "tensorflow" model_version_policy { specific { versions: 100 versions: 200 } } '
+                      'version_labels { key: "stable" value: 100 } version_labels { key: "canary" value: 200 } } }')
+    found = find_store_baseline(str(base), str(config))
+    assert (found.path, found.version) == (stable, 100)
+    assert found.reason == f"baseline: version 100 of {base}, labelled 'stable' in {config}"
+    other = tmp_path / "other.config"  # names another model only: the newest version of this one
+    other.write_text('model_config_list { config { name: "faces" base_path: "/m/faces" model_platform: "tensorflow" '
+                     'version_labels { key: "stable" value: 1 } } }')
+    assert find_store_baseline(str(base), str(other)).version == 200
+    missing = tmp_path / "missing.config"
+    missing.write_text(config.read_text().replace('value: 100 }', 'value: 7 }'))
+    with pytest.raises(FileNotFoundError, match="labels version 7 of model 'dcgan' 'stable'"):
+        find_store_baseline(str(base), str(missing))
+
+
+def test_without_a_resolver_the_evaluator_gates_on_the_version_in_the_serving_store(pipeline_runs, tmp_path):
+    """The FidEvaluator as the open-source Kubeflow spec compiles it (no Resolver, `baseline_base_path`): the store
+    holds run 1's pushed oracle, so the untrained candidate is compared with it — the same decision the resolver
+    led to in run 2."""
+    from tfx import v1 as tfx
+    from tfx.orchestration import metadata
+    from tfx.orchestration import pipeline as tfx_pipeline
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+    from components.evaluator.component import FidEvaluator
+
+    serving = pipeline_runs["serving"]
+    (version,) = sorted(os.listdir(serving))
+    examples = pipeline_runs["examples"]
+    model = tfx.dsl.Importer(source_uri=pipeline_runs["models"]["untrained"],
+                             artifact_type=tfx.types.standard_artifacts.Model).with_id("model_importer")
+    data = tfx.dsl.Importer(source_uri=examples, artifact_type=tfx.types.standard_artifacts.Examples,
+                            properties={"split_names": '["train", "eval"]'}).with_id("examples_importer")
+    evaluator = FidEvaluator(model=model.outputs["result"], examples=data.outputs["result"],
+                             baseline_base_path=str(serving), num_samples=N, fid_threshold=THRESHOLD,
+                             max_fid_regression=10.0, kid_subsets=10, memorization_reference=None)
+    connection = metadata.sqlite_metadata_connection_config(str(tmp_path / "mlmd.sqlite"))
+    LocalDagRunner().run(tfx_pipeline.Pipeline(
+        pipeline_name="fid-gate-store", pipeline_root=str(tmp_path / "pipeline"), metadata_connection_config=connection,
+        components=[model, data, evaluator], enable_cache=False))
+
+    (blessing,) = _store(connection).get_artifacts_by_type("ModelBlessing")
+    props = _props(blessing)
+    first = next(_props(b) for b in _store(pipeline_runs["connection"]).get_artifacts_by_type("ModelBlessing")
+                 if _props(b)["blessed"] == 1)
+    assert props["blessed"] == 0
+    assert props["baseline_source"] == f"baseline: version {version} of {serving}, the newest pushed version"
+    assert props["baseline_model"] == os.path.join(str(serving), version)
+    assert props["baseline_fid"] == pytest.approx(first["fid"], rel=1e-6)
+    assert "beyond the allowed regression" in props["reason"]
+
+
+def test_store_baseline_reads_an_s3_serving_store(s3_env):
+    """The open-source Kubeflow spec on an object-store root: the evaluator lists the versions on S3 (loopback)."""
+    from components.evaluator.baseline import find_store_baseline
+
+    bucket = s3_env.create_bucket("store-baseline")
+    client = s3_env.client()
+    assert find_store_baseline(f"{bucket}/serving/dcgan").path is None
+    for key in ("serving/dcgan/5/saved_model.pb", "serving/dcgan/9/variables/variables.index",  # 9: incomplete
+                "serving/dcgan/7/saved_model.pb"):
+        client.put_object(Bucket="store-baseline", Key=key, Body=b"")
+    found = find_store_baseline(f"{bucket}/serving/dcgan")
+    assert found.version == 7 and found.path == f"{bucket}/serving/dcgan/7"

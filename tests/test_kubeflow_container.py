@@ -1,11 +1,13 @@
-"""The pipeline image and the compiled Kubeflow spec, for real: the image built here (`scripts/build_image.sh`), its
-entrypoints, tensorflow-io's s3:// from inside a container against the loopback S3 server, and the smoke preset's
-compiled PipelineJob executed task by task in the image (`pipeline.kubeflow_local`) to a pushed model.
+"""The pipeline image and the compiled Kubeflow specs, for real: the image built here (`scripts/build_image.sh`), its
+entrypoints, tensorflow-io's s3:// from inside a container against the loopback S3 server, the open-source Kubeflow
+Pipelines spec executed by Kubeflow's own local engine (`kfp.local`'s DockerRunner, `pipeline.kfp_local`) to a
+pushed model, twice, and the Vertex AI spec on an S3 root (resolver tasks, object-store root: what kfp.local cannot
+do, played by `pipeline.kubeflow_local`).
 
-Run by `make test-kubeflow`, which builds the image and passes it in DCGAN_PIPELINE_IMAGE; skipped elsewhere (plain
-`make test` has no container engine to rely on). Containers run with `--network host`: they reach the loopback S3
-server at 127.0.0.1. What no machine here has is a Kubernetes API server and a Kubeflow backend: the backend's
-driver/launcher is played by `pipeline.kubeflow_local` (see its docstring and README "Kubeflow")."""
+Run by `make test-kubeflow`, which builds the image and passes it in DCGAN_PIPELINE_IMAGE and kfp.local's venv in
+DCGAN_KFP_PYTHON; skipped elsewhere (plain `make test` has no container engine to rely on). Containers run with
+`--network host`: they reach the loopback S3 server at 127.0.0.1. What no machine here has is a Kubernetes API
+server and a Kubeflow backend."""
 
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ import subprocess
 import pytest
 
 from pipeline.kubeflow_entrypoint import COMMAND
-from pipeline.kubeflow_local import ArtifactStore, DockerLauncher, TaskFailed, run_pipeline_job
+from pipeline.kubeflow_local import ArtifactStore, DockerLauncher, run_pipeline_job
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.environ.get("DCGAN_PIPELINE_IMAGE", "")
+KFP_PYTHON = os.environ.get("DCGAN_KFP_PYTHON", "")
 DOCKER = [os.path.join(REPO, "scripts", "container_engine.sh"), "docker"]
+DOCKER_HOST = "unix://" + os.environ.get("DCGAN_DOCKER_STATE", "/run/dcgan-docker") + "/docker.sock"
 
 pytestmark = [
     pytest.mark.container,
@@ -72,79 +76,107 @@ def test_tensorflow_io_s3_works_inside_the_image_against_the_loopback_server(s3_
 
 def _compile(root: str, output: str, *extra: str) -> dict:
     from dcgan.cli import main
+    from pipeline.kfp_spec import load
 
     assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--root", root, "--image", IMAGE,
                  "--output", output, *extra]) == 0
-    with open(output) as f:
-        return json.load(f)
+    return load(output)
 
 
-def test_compiled_smoke_spec_runs_in_the_image_to_a_pushed_model_and_a_second_run_resolves_the_baseline(tmp_path):
+def _kfp_local(spec: str, pipeline_root: str, out_json: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """`python -m pipeline.kfp_local` in kfp.local's own venv (kfp 2.17; the legacy stack pins kfp 2.5.0)."""
+    assert KFP_PYTHON, "DCGAN_KFP_PYTHON (scripts/kfp_local_env.sh) is not set"
+    r = subprocess.run([KFP_PYTHON, "-m", "pipeline.kfp_local", spec, "--pipeline-root", pipeline_root,
+                        "--json", out_json], cwd=REPO, capture_output=True, text=True, timeout=1500,
+                       env={**os.environ, "DOCKER_HOST": DOCKER_HOST})
+    outputs = {}
+    if os.path.isfile(out_json):
+        with open(out_json) as f:
+            outputs = json.load(f)
+    return r, outputs
+
+
+def _artifact(outputs: dict, task: str, key: str) -> dict:
+    (artifact,) = outputs[task]["artifacts"][key]["artifacts"]
+    return artifact
+
+
+def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_gates_on_the_first(tmp_path):
+    """The spec for open-source Kubeflow Pipelines (no resolver tasks), executed by kfp.local's DockerRunner: the
+    first run has no baseline and pushes a model that the model server answers; the second run's FidEvaluator
+    finds that model in the serving store and evaluates it as its baseline on the same images and seeds."""
     root = str(tmp_path / "root")
     os.makedirs(root)
-    job = _compile(root, str(tmp_path / "pipeline.json"))
-    store = ArtifactStore(str(tmp_path / "metadata.json"))
-    launcher = DockerLauncher(docker=DOCKER, mounts=[root], log_dir=str(tmp_path / "logs"))
+    spec_path = str(tmp_path / "pipeline.yaml")
+    spec = _compile(root, spec_path)
+    assert spec["schemaVersion"] == "2.1.0" and "resolver" not in json.dumps(spec["deploymentSpec"])
 
-    runs = run_pipeline_job(job, launcher, store=store)
-    order = [r.name for r in runs]
-    assert set(order) == set(job["pipelineSpec"]["root"]["dag"]["tasks"])
-    assert order.index("FaceExampleGen") < order.index("Trainer") < order.index("FidEvaluator") < \
-        order.index("Pusher")
-    assert order.index("InfraCheck") < order.index("Pusher")
-    by_name = {r.name: r for r in runs}
-    assert {r.name for r in runs if r.kind == "resolver"} == {
-        "latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver"}
-    assert by_name["latest_blessed_model_resolver-model-resolver"].outputs["model"] == []  # first run: no history
-
-    examples = by_name["FaceExampleGen"].outputs["examples"][0]
-    assert json.loads(examples.metadata["split_names"]) == ["train", "eval"]
-    (blessing,) = by_name["FidEvaluator"].outputs["blessing"]
-    assert blessing.metadata["blessed"] == 1
-    (model,) = by_name["Trainer"].outputs["model"]
-    assert blessing.metadata["current_model_id"] == model.name  # ids translated to names, as the resolver needs
-    (pushed,) = by_name["Pusher"].outputs["pushed_model"]
-    assert pushed.metadata["pushed"] == 1
-    version_dir = pushed.metadata["pushed_destination"]
+    first, out1 = _kfp_local(spec_path, root, str(tmp_path / "run1.json"))
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    assert set(out1) == {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"}
+    blessing1 = _artifact(out1, "FidEvaluator", "blessing")["metadata"]
+    assert blessing1["blessed"] == 1
+    assert blessing1["baseline_source"].startswith("no baseline:") and "baseline_fid" not in blessing1
+    assert "FidEvaluator: no baseline:" in first.stdout + first.stderr
+    pushed1 = _artifact(out1, "Pusher", "pushed_model")["metadata"]
+    assert pushed1["pushed"] == 1
+    version_dir = pushed1["pushed_destination"]
     assert version_dir.startswith(os.path.join(root, "serving", "dcgan") + "/")
-    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
 
-    import tensorflow as tf
+    # The pushed model answers: the same checks the pipeline's InfraCheck runs, from the host this time.
+    from serving.infra import load_and_query
 
-    loaded = tf.saved_model.load(version_dir)
-    assert "serving_default" in loaded.signatures
+    report = load_and_query(version_dir, timeout_s=240)
+    assert {"serving_default", "generate"} <= set(report["signatures"]), report
 
-    # A second run of the same spec: the resolvers now find the first run's blessed model as the baseline.
-    second = {r.name: r for r in run_pipeline_job(job, launcher, store=store)}
-    (baseline,) = second["latest_blessed_model_resolver-model-resolver"].outputs["model"]
-    assert baseline.uri == model.uri
-    (blessing2,) = second["FidEvaluator"].outputs["blessing"]
-    assert blessing2.metadata["baseline_model_id"] == model.name
+    second, out2 = _kfp_local(spec_path, root, str(tmp_path / "run2.json"))
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    blessing2 = _artifact(out2, "FidEvaluator", "blessing")["metadata"]
+    version = os.path.basename(version_dir)
+    assert blessing2["baseline_source"] == (f"baseline: version {version} of {root}/serving/dcgan, the newest "
+                                            "pushed version")
+    assert blessing2["baseline_model"] == version_dir
+    # the first run's model, scored again as the baseline: same images, same seeds, same FID
+    assert blessing2["baseline_fid"] == pytest.approx(blessing1["fid"], rel=1e-6)
+    assert f"FidEvaluator: baseline: version {version} of" in second.stdout + second.stderr
+    pushed2 = _artifact(out2, "Pusher", "pushed_model")["metadata"]
+    assert pushed2["pushed"] == 1 and pushed2["pushed_destination"] != version_dir
 
 
-def test_a_failing_task_fails_the_run_with_its_log(tmp_path):
+def test_a_failing_task_fails_the_kfp_local_run_naming_the_task(tmp_path):
     root = str(tmp_path / "root")
     os.makedirs(root)
-    job = _compile(root, str(tmp_path / "pipeline.json"), "--data", "/nonexistent/faces")
-    launcher = DockerLauncher(docker=DOCKER, mounts=[root], log_dir=str(tmp_path / "logs"))
-    with pytest.raises(TaskFailed, match="task FaceExampleGen: container exited with"):
-        run_pipeline_job(job, launcher)
+    spec_path = str(tmp_path / "pipeline.yaml")
+    _compile(root, spec_path, "--data", "/nonexistent/faces")
+    r, outputs = _kfp_local(spec_path, root, str(tmp_path / "run.json"))
+    assert r.returncode == 1
+    assert "FaceExampleGen" in r.stderr and "/nonexistent/faces" in r.stdout + r.stderr
+    assert not os.path.exists(str(tmp_path / "run.json"))
 
 
-def test_compiled_smoke_spec_on_an_s3_root_runs_in_the_image_to_a_model_pushed_to_s3(tmp_path, s3_env):
-    """The same spec with its pipeline root (and so every artifact and the push) on the loopback S3 server: the
-    endpoint is compiled into every task's container (`--env`), the credentials come from the launcher (as a
-    cluster's secret would), nothing local is mounted."""
+def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run_resolves_the_baseline(
+        tmp_path, s3_env):
+    """The Vertex AI PipelineJob with its pipeline root (and so every artifact and the push) on the loopback S3
+    server: the endpoint is compiled into every task's container (`--env`), the credentials come from the launcher
+    (as a cluster's secret would), nothing local is mounted. Its latest-blessed-model resolver tasks (which Vertex
+    runs and kfp.local does not) find the first run's blessed model in the second run."""
     bucket = s3_env.create_bucket("kfp-root")
     env = s3_env.environment
-    job = _compile(f"{bucket}/dcgan", str(tmp_path / "pipeline.json"), "--env",
+    job = _compile(f"{bucket}/dcgan", str(tmp_path / "pipeline.json"), "--target", "vertex", "--env",
                    f"AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}")
     credentials = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
     launcher = DockerLauncher(docker=DOCKER, env=credentials, log_dir=str(tmp_path / "logs"))
-    runs = {r.name: r for r in run_pipeline_job(job, launcher)}
+    store = ArtifactStore(str(tmp_path / "metadata.json"))
+    runs = {r.name: r for r in run_pipeline_job(job, launcher, store=store)}
 
+    assert runs["latest_blessed_model_resolver-model-resolver"].outputs["model"] == []  # first run: no history
     (examples,) = runs["FaceExampleGen"].outputs["examples"]
     assert examples.uri.startswith(f"{bucket}/dcgan/")
+    assert json.loads(examples.metadata["split_names"]) == ["train", "eval"]
+    (model,) = runs["Trainer"].outputs["model"]
+    (blessing,) = runs["FidEvaluator"].outputs["blessing"]
+    assert blessing.metadata["blessed"] == 1
+    assert blessing.metadata["current_model_id"] == model.name  # ids translated to names, as the resolver needs
     (pushed,) = runs["Pusher"].outputs["pushed_model"]
     assert pushed.metadata["pushed"] == 1
     version_dir = pushed.metadata["pushed_destination"]
@@ -152,3 +184,10 @@ def test_compiled_smoke_spec_on_an_s3_root_runs_in_the_image_to_a_model_pushed_t
     keys = [o["Key"] for o in s3_env.client().list_objects_v2(
         Bucket="kfp-root", Prefix=version_dir[len(bucket) + 1:] + "/")["Contents"]]
     assert any(k.endswith("/saved_model.pb") for k in keys), keys
+
+    second = {r.name: r for r in run_pipeline_job(job, launcher, store=store)}
+    (baseline,) = second["latest_blessed_model_resolver-model-resolver"].outputs["model"]
+    assert baseline.uri == model.uri
+    (blessing2,) = second["FidEvaluator"].outputs["blessing"]
+    assert blessing2.metadata["baseline_model_id"] == model.name
+    assert blessing2.metadata["baseline_fid"] == pytest.approx(blessing.metadata["fid"], rel=1e-6)

@@ -1,4 +1,4 @@
-"""The compiled Kubeflow spec's shape and the local backend's spec handling (no container engine needed): every TFX
+"""The compiled Vertex AI spec's shape and the local backend's spec handling (no container engine needed): every TFX
 task runs the project's entrypoint, every artifact type in the spec can be rebuilt by it, tasks run in dependency
 order, executor inputs come from the spec, resolver filters select what a backend's ML Metadata query would.
 The container runs themselves are in tests/test_kubeflow_container.py (`make test-kubeflow`)."""
@@ -27,7 +27,8 @@ def compiled(tmp_path_factory) -> dict:
     from dcgan.cli import main
 
     out = tmp_path_factory.mktemp("kfp") / "pipeline.json"
-    assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--root", "/pipeline-root",
+    assert main(["pipeline", "compile", "--kubeflow", "--target", "vertex", "--preset", "smoke", "--root",
+                 "/pipeline-root",
                  "--image", "dcgan-faces-pipeline:test", "--env", "AWS_ENDPOINT_URL=http://minio.kubeflow:9000",
                  "--output", str(out)]) == 0
     with open(out) as f:
@@ -123,3 +124,8 @@ def test_compile_refuses_an_env_without_a_value(tmp_path, capsys):
                  "--output", str(tmp_path / "p.json")]) == 2
     assert "--env 'AWS_ENDPOINT_URL' is not NAME=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_the_open_source_spec_is_sent_to_kfp_local(tmp_path):
+    with pytest.raises(SpecError, match="python -m pipeline.kfp_local"):
+        run_pipeline_job({"pipelineInfo": {"name": "dcgan-faces"}, "root": {}}, lambda *a: None)

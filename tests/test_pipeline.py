@@ -169,29 +169,56 @@ def test_a_model_that_fails_the_gate_is_not_pushed(smoke_root, capsys):
     assert len(_versions(smoke_root)) == 1
 
 
-def test_kubeflow_v2_spec_compiles_with_every_component_image_and_parameter(tmp_path, capsys):
-    output = str(tmp_path / "pipeline.json")
+def test_open_source_kubeflow_spec_compiles_with_every_component_image_and_parameter(tmp_path, capsys):
+    """The default target: a PipelineSpec YAML for open-source Kubeflow Pipelines (schema 2.1.0, parameters as
+    runtimeValue.constant, no resolver: the evaluator's baseline is the serving store)."""
+    from pipeline.kfp_spec import load
+
+    output = str(tmp_path / "pipeline.yaml")
     assert main(["pipeline", "compile", "--kubeflow", "--preset", "full", "--data", "/data/celeba.zip",
                  "--root", "gs://bucket/dcgan", "--image", "registry.example/dcgan-pipeline:1.2.3",
                  "--output", output]) == 0
+    assert "PipelineSpec for open-source Kubeflow Pipelines" in capsys.readouterr().out
+    spec = load(output)
+    assert spec["schemaVersion"] == "2.1.0" and spec["defaultPipelineRoot"] == "gs://bucket/dcgan/artifacts"
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"}
+    assert tasks["Pusher"]["dependentTasks"] == ["FidEvaluator", "InfraCheck", "Trainer"]
+    assert {t["componentRef"]["name"] for t in tasks.values()} == {f"comp-{t}" for t in tasks}
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {"registry.example/dcgan-pipeline:1.2.3"}
+    params = tasks["Trainer"]["inputs"]["parameters"]
+    train_config = json.loads(params["custom_config"]["runtimeValue"]["constant"])["train_config"]
+    assert train_config["model"] == {"size": 64, "ngf": 128, "ndf": 128, "kernel_size": 5, "channels": 3,
+                                     "z_dim": 100}
+    assert json.loads(params["train_args"]["runtimeValue"]["constant"])["num_steps"] == 50000
+    ingest = tasks["FaceExampleGen"]["inputs"]["parameters"]
+    assert ingest["source"]["runtimeValue"]["constant"] == "/data/celeba.zip"
+    evaluator = tasks["FidEvaluator"]["inputs"]
+    assert evaluator["parameters"]["num_samples"]["runtimeValue"]["constant"] == 10000
+    assert evaluator["parameters"]["baseline_base_path"]["runtimeValue"]["constant"] == \
+        "gs://bucket/dcgan/serving/dcgan"
+    assert set(evaluator["artifacts"]) == {"model", "examples"}
+
+
+def test_vertex_spec_compiles_to_a_pipeline_job_with_the_latest_blessed_model_resolver(tmp_path, capsys):
+    output = str(tmp_path / "pipeline.json")
+    assert main(["pipeline", "compile", "--kubeflow", "--target", "vertex", "--preset", "full", "--data",
+                 "/data/celeba.zip", "--root", "gs://bucket/dcgan", "--image", "registry.example/dcgan-pipeline:1.2.3",
+                 "--output", output]) == 0
+    assert "PipelineJob for Vertex AI Pipelines" in capsys.readouterr().out
     job = json.load(open(output))
     spec = job["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
     assert {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"} <= set(tasks)
     assert any(t.startswith("latest_blessed_model_resolver") for t in tasks)
-    assert tasks["Pusher"]["dependentTasks"] == ["FidEvaluator", "InfraCheck", "Trainer"]
-    executors = spec["deploymentSpec"]["executors"]
-    images = {e["container"]["image"] for e in executors.values() if "container" in e}
-    assert images == {"registry.example/dcgan-pipeline:1.2.3"}
+    assert tasks["FidEvaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]["producerTask"] == \
+        "latest_blessed_model_resolver-model-resolver"
     params = tasks["Trainer"]["inputs"]["parameters"]
-    train_config = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])["train_config"]
-    assert train_config["model"] == {"size": 64, "ngf": 128, "ndf": 128, "kernel_size": 5, "channels": 3,
-                                     "z_dim": 100}
     assert json.loads(params["train_args"]["runtimeValue"]["constantValue"]["stringValue"])["num_steps"] == 50000
-    ingest = tasks["FaceExampleGen"]["inputs"]["parameters"]
-    assert ingest["source"]["runtimeValue"]["constantValue"]["stringValue"] == "/data/celeba.zip"
     evaluator = tasks["FidEvaluator"]["inputs"]["parameters"]
     assert evaluator["num_samples"]["runtimeValue"]["constantValue"]["intValue"] == "10000"
+    assert "baseline_base_path" not in evaluator
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/dcgan/artifacts"
 
 

@@ -3,7 +3,10 @@
 Inputs: `model` (the candidate `Model`; the SavedModel at `<uri>/Format-Serving/` as a TFX Trainer writes it, or
 directly at `<uri>`), `examples` (`Examples`: the eval split is the reference; the train split gives the floor and
 the memorisation check) and, optionally, `baseline_model` (a `Model`, e.g. from a Resolver with
-`LatestBlessedModelStrategy`), evaluated in the same run on the same images with the same seeds.
+`LatestBlessedModelStrategy`), evaluated in the same run on the same images with the same seeds. Where no resolver
+can run (open-source Kubeflow Pipelines), the parameter `baseline_base_path` names the serving store instead
+(`<serving_root>/<model>`) and the baseline is the version it serves (`components.evaluator.baseline`); the log
+and the blessing say where the baseline came from (`baseline_source`).
 
 Outputs:
   * `blessing` (`ModelBlessing`): a `BLESSED` or `NOT_BLESSED` file (holding the reason), custom properties
@@ -26,6 +29,7 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, channel, component_spec, standard_artifacts
 from tfx.types.artifact import Artifact
 
+from components.evaluator.baseline import find_store_baseline
 from components.parameters import from_exec_properties, parameter_types, typed_values
 from dcgan import fileio
 from dcgan.metrics import evaluate as evallib
@@ -46,7 +50,10 @@ class FidEvaluation(Artifact):
 
 # Execution parameters: every EvaluationConfig field (optional where it may be None), plus the split names.
 _SETTINGS = parameter_types(EvaluationConfig)
-_PARAMETERS = {**_SETTINGS, "eval_split": (str, False), "train_split": (str, False)}
+# The store baseline: `baseline_base_path` (where the Pusher pushes) and an optional TF Serving model config whose
+# `stable` label names the version to compare with.
+_PARAMETERS = {**_SETTINGS, "eval_split": (str, False), "train_split": (str, False),
+               "baseline_base_path": (str, True), "baseline_model_config": (str, True)}
 
 
 class FidEvaluatorSpec(component_spec.ComponentSpec):
@@ -132,9 +139,11 @@ class Executor(base_executor.BaseExecutor):
         config = config_from_exec_properties(exec_properties)
         eval_split = exec_properties.get("eval_split") or "eval"
         train_split = exec_properties.get("train_split") or "train"
+        baseline_uri, source = _baseline(baseline, exec_properties)
+        log.info("FidEvaluator: %s", source)
 
         result = evallib.evaluate_generator(
-            model.uri, examples.uri, evaluation.uri, config, baseline=baseline.uri if baseline else None,
+            model.uri, examples.uri, evaluation.uri, config, baseline=baseline_uri,
             split=eval_split, train_split=train_split, progress=sys.stderr.isatty())
         log.info("FidEvaluator: %s", result.decision.reason)
 
@@ -145,14 +154,29 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_string_custom_property("current_model", model.uri)
         blessing.set_int_custom_property("current_model_id", model.id)
         if baseline is not None:
-            blessing.set_string_custom_property("baseline_model", baseline.uri)
             blessing.set_int_custom_property("baseline_model_id", baseline.id)
+        if baseline_uri is not None:
+            blessing.set_string_custom_property("baseline_model", baseline_uri)
+        blessing.set_string_custom_property("baseline_source", source)
         properties = _metric_properties(result)
         for artifact in (blessing, evaluation):
             artifact.set_string_custom_property("reason", result.decision.reason)
             for name, value in properties.items():
                 _set_property(artifact, name, value)
         evaluation.set_int_custom_property("blessed", 1 if result.blessed else 0)
+
+
+def _baseline(artifact: Artifact | None, exec_properties: dict[str, Any]) -> tuple[str | None, str]:
+    """(the baseline model's URI or None, where it came from): the `baseline_model` input when one was resolved,
+    else the serving store named by `baseline_base_path`, else none."""
+    if artifact is not None:
+        return artifact.uri, f"baseline: the latest blessed model in ML Metadata (model #{artifact.id}, {artifact.uri})"
+    base_path = exec_properties.get("baseline_base_path")
+    if base_path:
+        fileio.ensure_filesystems(base_path)
+        found = find_store_baseline(base_path, exec_properties.get("baseline_model_config") or None)
+        return found.path, found.reason
+    return None, "no baseline: none resolved in ML Metadata (first blessing) and no serving store named"
 
 
 class FidEvaluator(base_component.BaseComponent):
@@ -162,6 +186,9 @@ class FidEvaluator(base_component.BaseComponent):
       model: the candidate `Model` channel (e.g. `trainer.outputs["model"]`).
       examples: the `Examples` channel (eval split = reference; train split = floor and memorisation check).
       baseline_model: optional `Model` channel, e.g. a `LatestBlessedModelStrategy` resolver's `model` output.
+      baseline_base_path: without `baseline_model`, the serving store (`<serving_root>/<model>`) whose served
+        version is the baseline (`components.evaluator.baseline`); `baseline_model_config`: its TF Serving model
+        config, whose `stable` label wins over the newest version.
       eval_split, train_split: split names in `examples`.
       settings: `dcgan.metrics.config.EvaluationConfig` fields (num_samples, fid_threshold, max_fid_regression,
         num_real, seed, memorization_reference, kid_subsets, kid_subset_size, batch_size, ...), its defaults
@@ -173,7 +200,8 @@ class FidEvaluator(base_component.BaseComponent):
 
     def __init__(self, model: channel.BaseChannel, examples: channel.BaseChannel,
                  baseline_model: channel.BaseChannel | None = None, eval_split: str = "eval",
-                 train_split: str = "train", **settings: Any):
+                 train_split: str = "train", baseline_base_path: str | None = None,
+                 baseline_model_config: str | None = None, **settings: Any):
         unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
             raise TypeError(f"FidEvaluator got unknown setting(s) {unknown}; EvaluationConfig has {sorted(_SETTINGS)}")
@@ -183,5 +211,6 @@ class FidEvaluator(base_component.BaseComponent):
             model=model, examples=examples, baseline_model=baseline_model,
             blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
             evaluation=channel.Channel(type=FidEvaluation),
-            eval_split=eval_split, train_split=train_split, **params)
+            eval_split=eval_split, train_split=train_split, baseline_base_path=baseline_base_path,
+            baseline_model_config=baseline_model_config, **params)
         super().__init__(spec=spec)
