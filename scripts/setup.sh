@@ -83,7 +83,16 @@ else
   LOCK=requirements.lock; PYTHONS=("${LEGACY_PYTHONS[@]}")
 fi
 
-if ! PY=$(find_python "${PYTHONS[@]}"); then
+PY=$(find_python "${PYTHONS[@]}") || PY=""
+pyv() { "$1" -c 'import sys; print(sys.version.split()[0])'; }
+want="$STACK $(cat "$LOCK" requirements-nodeps.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then   # (its Python may be gone from PATH)
+  if [ -n "$PY" ]; then REASON="$WHY; Python $(pyv "$PY") at $PY"; else REASON="$WHY; $VENV's Python $(pyv "$VENV/bin/python")"; fi
+  echo "setup: stack '$STACK' ($REASON): $VENV is up to date" >&2
+  exit 0
+fi
+
+if [ -z "$PY" ]; then
   if [ "$STACK" = current ]; then
     cat >&2 <<MSG
 setup: stack 'current' (TFX 1.21, TF 2.21) needs Python 3.13 or 3.12; none found.
@@ -103,14 +112,8 @@ MSG
   fi
   exit 1
 fi
-PYV=$("$PY" -c 'import sys; print(sys.version.split()[0])')
+PYV=$(pyv "$PY")
 REASON="$WHY; Python $PYV at $PY"
-
-want="$STACK $(cat "$LOCK" requirements-nodeps.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
-if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
-  echo "setup: stack '$STACK' ($REASON): $VENV is up to date" >&2
-  exit 0
-fi
 
 # Locked packages that PyPI has no Linux wheel of: uv builds them from their sdist, which needs the C++ compiler this
 # Python builds extensions with and its headers (Python.h). Checked before anything is made, so a host without them
