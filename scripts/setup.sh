@@ -150,7 +150,8 @@ print(s.get_paths()["include"])')
         echo "  Install them (as root; README \"Quickstart\" lists every prerequisite), then run it again:"
         echo "    apt-get install ${packages[*]}"
       elif [ "${#packages[@]}" -gt 0 ]; then
-        echo "  Install a C++ compiler (g++) and the headers of Python $PYV with the system's package manager."
+        echo "  Install what is missing with the system's package manager (a C++ compiler such as g++; the development"
+        echo "  headers of Python $PYV), then run it again."
       fi
       if [ -n "$headers_missing" ] && [[ " ${packages[*]} " != *-dev\ * ]]; then
         echo "  $PY is not the distribution's Python: reinstall it with its headers (pyenv and conda Pythons"
