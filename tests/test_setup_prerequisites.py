@@ -3,9 +3,9 @@ distribution, read by scripts/prerequisites.sh), and scripts/setup.sh on a host 
 making anything, with one message naming the packages to install.
 
 The bare-host cases run scripts/setup.sh in real Debian 13 roots (debootstrap, through scripts/in_root.sh) made from
-README's Debian 13 list minus the build tools, cached under /var/cache/dcgan (cold: about 2 minutes per root; warm:
-about a second). They need root, as CI has; inside make test-current's own root they skip (no nested debootstrap):
-there the last test checks instead that the lane's root holds exactly README's list."""
+README's Debian 13 list minus the build tools, cached under /var/cache/dcgan (cold: 2–3 minutes per root on a busy
+2-core machine; warm: about a second). They need root, as CI has; inside make test-current's own root they skip
+(no nested debootstrap): there the last test checks instead that the lane's root holds exactly README's list."""
 
 from __future__ import annotations
 
