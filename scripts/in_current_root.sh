@@ -8,12 +8,15 @@
 #                                                   (bench/stacks_throughput.py)
 #
 # - The root is made once by scripts/debian_root.sh at $DCGAN_CURRENT_ROOT (default /var/cache/dcgan/trixie-current,
-#   outside the clone, so fresh CI clones reuse it) and kept: its uv cache and the repo copy's .venv make later runs
-#   warm. Concurrent callers on one machine are serialised with flock.
+#   outside the clone, so fresh CI clones reuse it) from exactly the packages README tells Debian 13 users to install
+#   (scripts/prerequisites.sh), so a prerequisite missing from README fails this lane; a changed list rebuilds it.
+#   It is kept: its uv cache and the repo copy's .venv make later runs warm. Concurrent callers on one machine are
+#   serialised with flock.
 # - The repo's files (tracked and untracked-but-not-ignored, as git lists them) are copied to /work/$DCGAN_CURRENT_WORK
 #   (default dcgan) in the root; nothing of the host is bound read-write into it. Only proc, sysfs (read-only), a tmpfs
 #   /dev/shm and a tmpfs /tmp are mounted, in a private mount namespace of this script (unshare -m: invisible to the
-#   host and to concurrent callers, gone when the script ends), and unmounted on exit, also on failure.
+#   host and to concurrent callers, gone when the script ends), and unmounted on exit, also on failure
+#   (scripts/root_session.sh, shared with scripts/in_root.sh).
 #   Callers with different DCGAN_CURRENT_WORK (make test-current: dcgan, make run-current: dcgan-run) run side by side;
 #   the same one waits (flock).
 # - The command runs as root in a clean environment with DCGAN_STACK=current. Results stay inside the root
@@ -22,20 +25,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROOT=${DCGAN_CURRENT_ROOT:-/var/cache/dcgan/trixie-current}
-PACKAGES=python3,python3-venv,python3-pip,ca-certificates,g++,python3-dev,make,git   # chromium: apt-get below (debootstrap cannot configure it)
+. scripts/root_session.sh
 HOST=0
 if [ "${1:-}" = --host ]; then HOST=1; shift; fi
 [ "$#" -gt 0 ] || set -- make test
-if [ "$(id -u)" -ne 0 ]; then
-  echo "in_current_root: needs root (debootstrap, chroot, mount); run it with sudo or use a Debian 13 / Ubuntu 24.04 host" >&2
-  exit 1
-fi
+root_session_require_root in_current_root
 
 WORKNAME=${DCGAN_CURRENT_WORK:-dcgan}
 case "$WORKNAME" in */*|.*|"") echo "in_current_root: DCGAN_CURRENT_WORK must be a plain name" >&2; exit 2 ;; esac
-if [ -z "${DCGAN_IN_NAMESPACE:-}" ]; then   # our own mount namespace: no mount of ours is visible outside or outlives us
-  DCGAN_IN_NAMESPACE=1 exec unshare --mount --propagation private "$PWD/scripts/in_current_root.sh" $([ "$HOST" = 1 ] && echo --host) "$@"
-fi
+root_session_namespace "$PWD/scripts/in_current_root.sh" $([ "$HOST" = 1 ] && echo --host) "$@"
+# Exactly what README tells Debian 13 users to install (chromium and rclone: apt-get below, as `make test` does on a
+# host; debootstrap cannot configure chromium). A change of the list changes debian_root.sh's stamp: the root is rebuilt.
+PACKAGES=$(scripts/prerequisites.sh "Debian 13" | tr ' ' ,)
 
 start=$(date +%s)
 mkdir -p "$(dirname "$ROOT")"
@@ -44,33 +45,7 @@ flock 8                                      # one caller per repo copy
 exec 9>"$ROOT.lock"
 flock 9                                      # the root itself is made/extended by one caller at a time
 scripts/debian_root.sh trixie "$ROOT" "$PACKAGES"
-
-MOUNTS=()
-cleanup() {
-  local i
-  for (( i=${#MOUNTS[@]}-1; i>=0; i-- )); do
-    umount "${MOUNTS[$i]}" 2>/dev/null || umount -l "${MOUNTS[$i]}" 2>/dev/null || true
-  done
-  if grep -qs " $(realpath -m "$ROOT")/" /proc/mounts; then
-    echo "in_current_root: warning: mounts left under $ROOT:" >&2
-    grep " $(realpath -m "$ROOT")/" /proc/mounts >&2 || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mnt() {  # mnt TARGET mount-args...
-  local target=$1; shift
-  mkdir -p "$target"
-  mount "$@" "$target"
-  MOUNTS+=("$target")
-}
-mnt "$ROOT/proc" -t proc proc
-mnt "$ROOT/sys" -t sysfs -o ro sysfs
-mnt "$ROOT/dev/shm" -t tmpfs -o mode=1777,size=2g tmpfs
-mnt "$ROOT/tmp" -t tmpfs -o mode=1777 tmpfs
-for dev in null zero random urandom tty; do   # debootstrap made these nodes; make sure they exist
-  [ -e "$ROOT/dev/$dev" ] || { echo "in_current_root: $ROOT/dev/$dev missing" >&2; exit 1; }
-done
+root_session_mount "$ROOT"
 
 # Tools the tests drive (scripts/test.sh ensures the same on the host): chromium for the studio's browser tests, rclone
 # for the Kubernetes S3 model-sync test.
@@ -84,20 +59,11 @@ flock -u 9
 
 # A copy of the repo: replace everything but the venv (kept for warm runs) and the outputs of earlier runs.
 WORK="$ROOT/work/$WORKNAME"
-mkdir -p "$WORK"
-find "$WORK" -mindepth 1 -maxdepth 1 ! -name .venv ! -name runs -exec rm -rf {} +
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-  | tar --null -T - -cf - | tar -C "$WORK" -xf -
+  | root_session_copy "$WORK" .venv runs
 echo "in_current_root: $ROOT (Debian $(cat "$ROOT/etc/debian_version"), $(chroot "$ROOT" getconf GNU_LIBC_VERSION)); ready in $(( $(date +%s) - start )) s; running: $*" >&2
 
-in_root() {  # a clean environment; TLS through the root's CA bundle (the host's, copied in by debian_root.sh)
-  local ca=/etc/ssl/certs/ca-certificates.crt
-  chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    SSL_CERT_FILE=$ca PIP_CERT=$ca REQUESTS_CA_BUNDLE=$ca \
-    ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} ${no_proxy:+no_proxy=$no_proxy} \
-    DCGAN_STACK=current /bin/bash -c 'cd "$0" && exec "$@"' "/work/$WORKNAME" "$@"
-}
+in_root() { root_session_run "$ROOT" "/work/$WORKNAME" DCGAN_STACK=current -- "$@"; }
 rc=0
 if [ "$HOST" = 1 ]; then
   in_root make setup

@@ -7,7 +7,8 @@
 #   current  TFX 1.21 / TF 2.21 on Python 3.13/3.12 requirements-current.lock  glibc >= 2.39 (ml-metadata/TFDV wheels)
 # Both share requirements-nodeps.lock. The stack is picked from the host: `current` when glibc >= 2.39 and a Python
 # 3.13 (or 3.12) is found, else `legacy` when a Python 3.10 is found. Force one with DCGAN_STACK=legacy|current and
-# an interpreter with DCGAN_PYTHON=/path/to/python.
+# an interpreter with DCGAN_PYTHON=/path/to/python. Before anything is made, checks that the host can build the locked
+# packages that have no Linux wheel (a C++ compiler and Python.h; README "Quickstart" names the packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,11 +56,11 @@ case "$STACK" in
   current) WHY="forced by DCGAN_STACK=current" ;;
   "")
     if glibc_at_least 2.39 && find_python "${CURRENT_PYTHONS[@]}" >/dev/null; then
-      STACK=current; WHY="glibc $(glibc_version) >= 2.39 and Python ${CURRENT_PYTHONS[*]} available"
+      STACK=current; WHY="glibc $(glibc_version) >= 2.39"
     elif find_python "${LEGACY_PYTHONS[@]}" >/dev/null; then
       STACK=legacy
-      if glibc_at_least 2.39; then WHY="glibc $(glibc_version) but no Python 3.13/3.12 found; Python 3.10 found"
-      else WHY="glibc $(glibc_version) < 2.39 (TFX 1.21's ml-metadata/TFDV wheels need 2.39); Python 3.10 found"; fi
+      if glibc_at_least 2.39; then WHY="glibc $(glibc_version) but no Python 3.13/3.12 found"
+      else WHY="glibc $(glibc_version) < 2.39 (TFX 1.21's ml-metadata/TFDV wheels need 2.39)"; fi
     elif glibc_at_least 2.39; then
       STACK=current; WHY="glibc $(glibc_version) >= 2.39"
     else
@@ -82,24 +83,27 @@ else
   LOCK=requirements.lock; PYTHONS=("${LEGACY_PYTHONS[@]}")
 fi
 
+PY=$(find_python "${PYTHONS[@]}") || PY=""
+pyv() { "$1" -c 'import sys; print(sys.version.split()[0])'; }
 want="$STACK $(cat "$LOCK" requirements-nodeps.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
-if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
-  echo "setup: stack '$STACK' ($WHY): $VENV is up to date" >&2
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then   # (its Python may be gone from PATH)
+  if [ -n "$PY" ]; then REASON="$WHY; Python $(pyv "$PY") at $PY"; else REASON="$WHY; $VENV's Python $(pyv "$VENV/bin/python")"; fi
+  echo "setup: stack '$STACK' ($REASON): $VENV is up to date" >&2
   exit 0
 fi
 
-if ! PY=$(find_python "${PYTHONS[@]}"); then
+if [ -z "$PY" ]; then
   if [ "$STACK" = current ]; then
-    cat >&2 <<'MSG'
+    cat >&2 <<MSG
 setup: stack 'current' (TFX 1.21, TF 2.21) needs Python 3.13 or 3.12; none found.
-  Debian 13: apt-get install python3 python3-venv python3-dev g++    Ubuntu 24.04: the same (Python 3.12)
+  Debian 13 / Ubuntu 24.04 (as root): apt-get install $(scripts/prerequisites.sh "Debian 13")
   or point DCGAN_PYTHON at the interpreter, or use the legacy stack: DCGAN_STACK=legacy make setup
 MSG
   else
-    cat >&2 <<'MSG'
+    cat >&2 <<MSG
 setup: stack 'legacy' (TFX 1.16, TF 2.16) needs Python 3.10; none found.
   TFX 1.16 publishes wheels for 3.9/3.10 only (see README "Supported platforms"). Install one of:
-    - Debian/Ubuntu:  apt-get install python3.10 python3.10-venv   (or the deadsnakes PPA on Ubuntu)
+    - Ubuntu 22.04:   apt-get install $(scripts/prerequisites.sh "Ubuntu 22.04")   (elsewhere: the deadsnakes PPA)
     - pyenv:          pyenv install 3.10.13
     - conda:          conda create -n py310 python=3.10
   then re-run, or point DCGAN_PYTHON at the interpreter:  DCGAN_PYTHON=/path/to/python3.10 make setup
@@ -108,9 +112,58 @@ MSG
   fi
   exit 1
 fi
+PYV=$(pyv "$PY")
+REASON="$WHY; Python $PYV at $PY"
 
-PYV=$("$PY" -c 'import sys; print(sys.version.split()[0])')
-echo "setup: stack '$STACK' ($WHY): $LOCK with $PY ($PYV)"
+# Locked packages that PyPI has no Linux wheel of: uv builds them from their sdist, which needs the C++ compiler this
+# Python builds extensions with and its headers (Python.h). Checked before anything is made, so a host without them
+# gets one message naming the fix instead of a compiler error halfway through (tests/test_setup_prerequisites.py checks
+# that this list names every package .venv had to build).
+SOURCE_BUILDS=(pyfarmhash)
+source_builds=$(for p in "${SOURCE_BUILDS[@]}"; do grep -o -m1 "^$p==[^ ]*" "$LOCK" || true; done | paste -sd' ')
+if [ -n "$source_builds" ]; then
+  # As setuptools invokes them: $CC / $CXX if set, else the interpreter's sysconfig (x86_64-linux-gnu-g++ on Debian's
+  # python3, g++ on pyenv's); the headers in the interpreter's include directory.
+  mapfile -t build < <("$PY" -c 'import os, shlex, sysconfig as s
+for var in ("CC", "CXX"): print(shlex.split(os.environ.get(var) or s.get_config_var(var) or var.lower())[0])
+print(s.get_paths()["include"])')
+  [ "${#build[@]}" -eq 3 ] || { echo "setup: could not read the compilers and include directory of $PY" >&2; exit 1; }
+  compilers_missing=() headers_missing="" packages=()
+  for compiler in "${build[0]}" "${build[1]}"; do
+    command -v "$compiler" >/dev/null 2>&1 || compilers_missing+=("$compiler")
+  done
+  [ "${#compilers_missing[@]}" -eq 0 ] || packages+=(g++)
+  if [ ! -f "${build[2]}/Python.h" ]; then
+    headers_missing="${build[2]}/Python.h"
+    case "$(realpath "$PY")" in   # the distribution's Python: python3-dev for its python3, else pythonX.Y-dev
+      "$(realpath /usr/bin/python3 2>/dev/null)") packages+=(python3-dev) ;;
+      /usr/bin/*) packages+=("python${PYV%.*}-dev") ;;
+    esac
+  fi
+  if [ "${#compilers_missing[@]}" -gt 0 ] || [ -n "$headers_missing" ]; then
+    {
+      echo "setup: stack '$STACK' ($REASON): cannot install $LOCK here."
+      echo "  $source_builds (locked; PyPI has no Linux wheel of it) is built from source, and this host lacks"
+      [ "${#compilers_missing[@]}" -eq 0 ] || echo "  - the compiler $PY builds extensions with: ${compilers_missing[*]} not found"
+      [ -z "$headers_missing" ] || echo "  - the headers of Python $PYV: $headers_missing is missing"
+      if [ "${#packages[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "  Install them (as root; README \"Quickstart\" lists every prerequisite), then run it again:"
+        echo "    apt-get install ${packages[*]}"
+      elif [ "${#packages[@]}" -gt 0 ]; then
+        echo "  Install what is missing with the system's package manager (a C++ compiler such as g++; the development"
+        echo "  headers of Python $PYV), then run it again."
+      fi
+      if [ -n "$headers_missing" ] && [[ " ${packages[*]} " != *-dev\ * ]]; then
+        echo "  $PY is not the distribution's Python: reinstall it with its headers (pyenv and conda Pythons"
+        echo "  carry them), or point DCGAN_PYTHON at another Python $PYV."
+      fi
+      echo "  Nothing was installed."
+    } >&2
+    exit 1
+  fi
+fi
+
+echo "setup: stack '$STACK' ($REASON): $LOCK"
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c "import sys; sys.exit(sys.version.split()[0] != '$PYV')" 2>/dev/null; then
   echo "setup: $VENV was made with another Python; recreating it"
   rm -rf "$VENV"
