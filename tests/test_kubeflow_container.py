@@ -124,7 +124,7 @@ def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_g
     assert version_dir.startswith(os.path.join(root, "serving", "dcgan") + "/")
 
     # The pushed model answers: the same checks the pipeline's InfraCheck runs, from the host this time.
-    from serving.infra import load_and_query
+    from serving.model_server.infra import load_and_query
 
     report = load_and_query(version_dir, timeout_s=240)
     assert {"serving_default", "generate"} <= set(report["signatures"]), report

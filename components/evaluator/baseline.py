@@ -33,7 +33,7 @@ def find_store_baseline(base_path: str, model_config_file: str | None = None) ->
     the version labelled `stable` for that model in `model_config_file` (a TF Serving `models.config`) when it names
     one, else the newest complete version (its `saved_model.pb` exists: the Pusher writes it last). A store that
     does not exist yet is a first run: no baseline."""
-    from serving import config as serving_config
+    from serving.model_server import config as serving_config
 
     name = base_path.rstrip("/").rsplit("/", 1)[-1]
     if model_config_file:
