@@ -81,11 +81,14 @@ def png_data_url(png: bytes) -> str:
 
 class StudioClient(ServingClient):
     """serving.client.ServingClient on a channel that reconnects quickly: the gRPC default backs off up to 120 s
-    after a failed connection, so a restarted model server would stay "down" for minutes. Few retries, so a dead
-    server is reported in well under a second."""
+    after a failed connection, so a restarted model server would stay "down" for minutes. Here the channel retries
+    the connection at most 1 s apart, and an UNAVAILABLE call is retried after 0.25, 0.5 and 1 s: a server that has
+    just (re)started is found by the call that follows it (one retry 0.1 s later was not enough: the channel could
+    still be waiting out its reconnect back-off, and a studio announced ready answered 503), and a dead server is
+    reported in under 2 s."""
 
     def __init__(self, target: str, *, timeout: float, canary_share: float = 0.0):
-        super().__init__(target, timeout=timeout, retries=1, backoff_s=0.1, canary_share=canary_share)
+        super().__init__(target, timeout=timeout, retries=3, backoff_s=0.25, canary_share=canary_share)
         self.channel.close()
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
