@@ -36,10 +36,13 @@ def test_every_evaluation_setting_is_a_flag_a_component_parameter_and_a_pipeline
 
     fields = _fields(EvaluationConfig)
     assert fields <= _dests(_subparser("evaluate"))
-    assert set(FidEvaluatorSpec.PARAMETERS) == fields | {"eval_split", "train_split"}
+    # Besides the settings: where the examples' splits are and where the store baseline lives (open-source KFP).
+    wiring = {"eval_split", "train_split", "baseline_base_path", "baseline_model_config"}
+    assert set(FidEvaluatorSpec.PARAMETERS) == fields | wiring
     assert _fields(EvaluationSettings) == fields | {"regression_check"}
     optional = {name for name, p in FidEvaluatorSpec.PARAMETERS.items() if p.optional}
-    assert optional == {"num_real", "memorization_reference", "fid_threshold", "max_fid_regression"}
+    assert optional == {"num_real", "memorization_reference", "fid_threshold", "max_fid_regression",
+                        "baseline_base_path", "baseline_model_config"}
 
 
 def test_off_is_none_in_every_place_an_evaluation_setting_is_given():
