@@ -458,15 +458,17 @@ def fit_direction(z: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
 
 def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable[[np.ndarray], np.ndarray],
                    z: np.ndarray, vectors: np.ndarray, amounts: Sequence[float], names: Sequence[str],
-                   threshold: float = 0.5, attribute_of: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+                   threshold: float = 0.5, attribute_of: Sequence[int | None] | None = None,
+                   judged: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """For each direction d_j: the classifier scores of G(z + a·d_j) for every amount a.
 
     `generate` maps z [N, z_dim] → images in [-1, 1]; `score` maps images → scores [N, A] (columns = `names`).
     `attribute_of[j]` is the column of direction j's own attribute (None for an unsupervised direction; by default
     direction j is attribute j). Returns, per direction: the mean score of its own attribute at each amount, the change
     from amount 0 and the share of faces at or above the threshold (attribute directions only); the prevalence of
-    every attribute at each amount; and the three other attributes whose mean score moves most at the largest
-    amount."""
+    every attribute at each amount; the three other attributes whose mean score moves most at the largest amount;
+    and with `judged` (columns), the churn at each amount: the share of faces whose verdict on a judged column
+    other than its own flips (dcgan.edit_quality)."""
     if attribute_of is None:
         attribute_of = list(range(len(vectors)))
     base = score(generate(z))
@@ -496,20 +498,38 @@ def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable
             "prevalence": {name: [round(float(np.mean(s[:, k] >= threshold)), 4) for s in per_amount]
                            for k, name in enumerate(names)},
         })
+        if judged is not None:
+            from dcgan.edit_quality import edit_quality
+
+            entry["churn"] = [edit_quality(base >= threshold, s >= threshold, own, judged, names)["churn"]
+                              for s in per_amount]
         out.append(entry)
     return out
 
 
-def suggested_amount(effect: Mapping[str, Any], target: float) -> float | None:
+def suggested_amount(effect: Mapping[str, Any], target: float,
+                     control_churn: Mapping[float, float | None] | None = None,
+                     churn_limit: float | None = None) -> float | None:
     """The step a slider suggests for adding its attribute, chosen by the classifier that fitted the direction on
-    the effect's fresh samples: the smallest positive measured amount at which at least `target` of the faces have
-    the attribute — so no further than needed, as every step also changes other things — else the positive amount
-    where most have it (the slider's reach). None for a direction without an attribute or positive amounts."""
-    rates = [(a, r) for a, r in zip(effect.get("amounts", []), effect.get("positive_rate") or []) if a > 0]
+    the effect's fresh samples (the judge stays out of the choice): the smallest positive measured amount at which
+    at least `target` of the faces have the attribute and — given the effect's `churn` and the random control's
+    churn at each amount (`control_churn`) — whose churn is at most `churn_limit` × the control's; else the smallest
+    that reaches the target; else the positive amount where most have it (the slider's reach). No further than
+    needed: every step also changes other things. None for a direction without an attribute or positive amounts."""
+    amounts = effect.get("amounts", [])
+    rates = [(a, r) for a, r in zip(amounts, effect.get("positive_rate") or []) if a > 0]
     if not rates:
         return None
     reached = [a for a, r in rates if r >= target]
-    return float(min(reached)) if reached else float(max(rates, key=lambda ar: (ar[1], -ar[0]))[0])
+    if not reached:
+        return float(max(rates, key=lambda ar: (ar[1], -ar[0]))[0])
+    churn = dict(zip(amounts, effect.get("churn") or []))
+    if control_churn is not None and churn_limit is not None:
+        calm = [a for a in reached if churn.get(a) is not None and control_churn.get(a)
+                and churn[a] <= churn_limit * control_churn[a]]
+        if calm:
+            return float(min(calm))
+    return float(min(reached))
 
 
 def _side_effect_amount(amounts: Sequence[float]) -> float:
@@ -652,24 +672,34 @@ def _quality_goals(config: Mapping[str, Any]) -> dict[str, float]:
 def grade_directions(doc: Mapping[str, Any], generate: Callable[[np.ndarray], np.ndarray],
                      scorers: Mapping[str, Callable[[np.ndarray], np.ndarray]], names: Sequence[str],
                      z: np.ndarray, threshold: float, amount: float, control_directions: int,
-                     control_seed: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+                     control_seed: int, measured_control: Mapping[float, Mapping[str, Any]] | None = None,
+                     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The quality table of a document's directions on the faces of `z`: each direction and `control_directions`
     random unit directions (numpy default_rng(control_seed)) moved by `amount`, every picture scored by each of
     `scorers` ({"judge": ..., "classifier": ...}; without a judge the classifier grades itself); then each
-    direction with a `suggested_amount` again at that step, beside the same control moved as far. Returns the
-    table (dcgan.edit_quality.quality_table) and the verdicts at `amount`."""
+    direction with a `suggested_amount` again at that step, beside the same control moved as far.
+    `measured_control` ({step: measure_verdicts(...) of that control on the same z with the same scorers}) spares
+    measuring it again. Returns the table (dcgan.edit_quality.quality_table) and the verdicts at `amount`."""
     from dcgan import edit_quality
 
     entries = directions_of(doc)
     vectors = {name: np.asarray(e["vector"], np.float32) for name, e in entries.items()}
     control = edit_quality.random_unit_directions(control_directions, z.shape[1], control_seed)
-    verdicts = edit_quality.measure_verdicts(generate, scorers, threshold, z, vectors, amount, control)
+
+    def verdicts_at(step: float, subset: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+        if measured_control is None or step not in measured_control:
+            return edit_quality.measure_verdicts(generate, scorers, threshold, z, subset, step, control)
+        out = edit_quality.measure_verdicts(generate, scorers, threshold, z, subset, step, control[:0])
+        for role in out:
+            out[role]["control"] = measured_control[step][role]["control"]
+        return out
+
+    verdicts = verdicts_at(amount, vectors)
     by_step: dict[float, dict[str, np.ndarray]] = {}
     for name, entry in entries.items():
         if entry.get("suggested_amount") is not None:
             by_step.setdefault(float(entry["suggested_amount"]), {})[name] = vectors[name]
-    at_suggested = {step: verdicts if step == amount else
-                    edit_quality.measure_verdicts(generate, scorers, threshold, z, subset, step, control)
+    at_suggested = {step: verdicts if step == amount else verdicts_at(step, subset)
                     for step, subset in sorted(by_step.items())}
     graded_by = "judge" if "judge" in scorers else "classifier"
     table = edit_quality.quality_table(entries, names, judged_attributes(doc), verdicts, amount, graded_by=graded_by,
@@ -829,14 +859,31 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
              config.eval_samples)
     column = {name: j for j, name in enumerate(names)}
     amounts = sorted(set(config.amounts) | {0.0, float(config.quality_amount)})  # the effect at the quality step too
+    reliable_columns = [column[n] for n in reliable]
     effects = measure_effect(generate, score, z_eval, np.stack([e["vector"] for e in entries.values()]),
                              amounts, names, config.threshold,
-                             [None if e["attribute"] is None else column[e["attribute"]] for e in entries.values()])
+                             [None if e["attribute"] is None else column[e["attribute"]] for e in entries.values()],
+                             judged=reliable_columns)
+    # The classifier's random control on the same faces at every positive amount: what a step that size does,
+    # against which each slider's suggested step keeps its churn (suggested_amount).
+    from dcgan import edit_quality
+
+    # Scored by the judge too, these pictures serve again as the quality table's control (grade_directions); only
+    # the classifier's verdicts choose the steps.
+    scorers = {role: (lambda images, m=m: classify(m, images)) for role, m in models.items()}
+    control = edit_quality.random_unit_directions(config.control_directions, z_dim, config.seed + 4)
+    measured_control = {a: edit_quality.measure_verdicts(generate, scorers, config.threshold, z_eval, {}, a, control)
+                        for a in amounts if a > 0}
+    control_churn = {a: edit_quality.control_quality(v["classifier"]["base"], v["classifier"]["control"],
+                                                     reliable_columns, names)["churn"]
+                     for a, v in measured_control.items()}
     for entry, effect in zip(entries.values(), effects):
         entry["effect"] = effect
         entry["vector"] = [round(float(v), 7) for v in entry["vector"]]
         if entry["attribute"] is not None:
-            entry["suggested_amount"] = suggested_amount(effect, config.suggest_success)
+            entry["suggested_amount"] = suggested_amount(
+                effect, config.suggest_success, {a: c.get(entry["attribute"]) for a, c in control_churn.items()},
+                config.churn_ratio_goal)
 
     phases["effect"], mark = round(time.monotonic() - mark, 1), time.monotonic()
     cooccurrence = label_cooccurrence(y[train])
@@ -879,9 +926,10 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
                            "(InterFaceGAN conditional manipulation); `fixed` names them",
             "sefa": "top eigenvectors of A^T A, A = the generator's first projection (SeFa); unsupervised",
             "effect": "measured on fresh samples (eval_seed) with the classifier",
-            "suggested_amount": "per attribute direction: the smallest positive effect amount at which the "
-                                "classifier calls at least config.suggest_success of the fresh faces positive, else "
-                                "the amount where most are",
+            "suggested_amount": "per attribute direction, by the classifier on the effect samples: the smallest "
+                                "positive amount at which it calls at least config.suggest_success of the faces "
+                                "positive with churn at most config.churn_ratio_goal x the random control's "
+                                "(`control`), else the smallest that reaches it, else the amount where most are",
             "quality": ("graded on the fresh samples by the judge, which was trained on the other half of the "
                         "examples and did not fit the directions, beside the classifier's own verdicts; churn and "
                         "the random control as in dcgan.edit_quality" if config.judge else
@@ -895,6 +943,8 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
         "attributes": result_attributes,
         "directions": entries,
         "sefa": {"components": len(sefa), "explained": [round(float(v) / total, 4) for v in eigenvalues]},
+        "control": {"directions": config.control_directions, "seed": config.seed + 4, "by": "classifier",
+                    "churn": {f"{a:g}": c for a, c in control_churn.items()}},
         "skipped": skipped,
     }
     if "judge" in models:
@@ -903,9 +953,9 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
                         "seed": config.seed + 3, **training["judge"]}
     log.info("directions: grading %d directions and %d random ones on the %d fresh samples", len(entries),
              config.control_directions, config.eval_samples)
-    scorers = {role: (lambda images, m=m: classify(m, images)) for role, m in models.items()}
     doc["quality"], _ = grade_directions(doc, generate, scorers, names, z_eval, config.threshold,
-                                         float(config.quality_amount), config.control_directions, config.seed + 4)
+                                         float(config.quality_amount), config.control_directions, config.seed + 4,
+                                         measured_control)
     phases["quality"] = round(time.monotonic() - mark, 1)
     exports = {"classifier": (export_classifier_to, CLASSIFIER_DIR), "judge": (export_judge_to, JUDGE_DIR)}
     for role, model_of_role in models.items():

@@ -171,6 +171,7 @@ def test_dcgan_directions_writes_directions_json_beside_the_savedmodel(saved_mod
         if entry["kind"] != "sefa":
             assert entry["effect"]["delta"][3] == 0.0 and len(entry["effect"]["mean_score"]) == 9
             assert entry["suggested_amount"] in (1.0, 1.5, 2.0, 2.5, 3.0), name
+            assert len(entry["effect"]["churn"]) == 9 and entry["effect"]["churn"][3] == 0.0, name
         if entry["kind"] == "conditional":  # orthogonal to every normal it fixes
             assert entry["attribute"] not in entry["fixed"]
             for other in entry["fixed"]:
@@ -182,6 +183,7 @@ def test_dcgan_directions_writes_directions_json_beside_the_savedmodel(saved_mod
     assert quality["amount"] == 2.0 and quality["graded_by"] == "judge" and quality["fitted_with"] == "classifier"
     assert quality["judged"] == d.judged_attributes(doc) and set(quality["rows"]) == set(quality["judged"])
     assert quality["control"]["directions"] == 8 and quality["control"]["seed"] == doc["samples"]["control_seed"]
+    assert doc["control"]["by"] == "classifier" and set(doc["control"]["churn"]) == {"1", "1.5", "2", "2.5", "3"}
     assert quality["goals"] == {"success": 0.85, "churn_ratio": 1.5} and quality["default_kind"] == "mean_difference"
     for name, row in quality["rows"].items():
         for kind, cell in row.items():

@@ -186,7 +186,7 @@ def test_linear_ceiling_is_the_best_a_unit_step_can_do_on_a_linear_attribute():
 
 
 # -- choices stored with the directions (dcgan.directions) ------------------------------------------------------------
-def test_the_suggested_step_is_the_smallest_that_reaches_the_target_else_the_slider_s_best():
+def test_the_suggested_step_is_the_smallest_that_reaches_the_target_within_the_churn_limit():
     effect = {"amounts": [-1.0, 0.0, 1.0, 2.0, 2.5, 3.0], "positive_rate": [0.1, 0.4, 0.7, 0.92, 0.95, 0.97]}
     assert d.suggested_amount(effect, 0.9) == 2.0
     assert d.suggested_amount(effect, 0.99) == 3.0
@@ -194,6 +194,12 @@ def test_the_suggested_step_is_the_smallest_that_reaches_the_target_else_the_sli
     assert d.suggested_amount(flat, 0.9) == 1.0, "the best reach, and the smaller step of a tie"
     assert d.suggested_amount({"amounts": [-1.0, 0.0], "positive_rate": [0.1, 0.2]}, 0.9) is None
     assert d.suggested_amount({"amounts": [0.0, 1.0]}, 0.9) is None  # SeFa: no attribute, no rates
+    # With churn: the smallest step that reaches the target with churn at most 1.5 x the control's at that step.
+    churning = {**effect, "churn": [0.3, 0.0, 0.4, 0.7, 0.72, 0.74]}
+    control = {1.0: 0.3, 2.0: 0.45, 2.5: 0.5, 3.0: 0.55}
+    assert d.suggested_amount(churning, 0.9, control, 1.5) == 2.5, "+2: 0.7 > 1.5 x 0.45; +2.5: 0.72 <= 0.75"
+    assert d.suggested_amount(churning, 0.9, control, 1.2) == 2.0, "over the limit everywhere: the first that reaches"
+    assert d.suggested_amount(churning, 0.99, control, 1.5) == 3.0
 
 
 def test_an_attribute_is_judged_only_where_the_classifier_and_the_judge_are_both_reliable():
@@ -228,3 +234,19 @@ def test_the_badge_reads_the_suggested_step_and_falls_back_for_tables_from_befor
            "goals": {"success": ">= 0.9", "leakage": "<= 0.1"}}
     assert q.badge(old, "A", "boundary") == {"graded_by": "classifier", "amount": 2.0, "success": 0.93,
                                              "leakage": 0.03, "goals": old["goals"], "meets_goals": None}
+
+
+def test_the_effect_records_churn_at_every_amount_for_the_suggested_step():
+    # Identity "generator"; A = z0 > 0, B = z0 + z1 > 0 (entangled with A). Moving along z0 flips B on the faces
+    # with z0 + z1 in (−a, 0]; the churn of A's direction is exactly that share, 0 at amount 0.
+    z = np.random.default_rng(3).standard_normal((4000, 2))
+
+    def score(x):
+        return np.stack([x[:, 0] > 0, x[:, 0] + x[:, 1] > 0], 1).astype(np.float32)
+
+    effect = d.measure_effect(lambda x: x, score, z, np.array([[1.0, 0.0]]), [0.0, 1.0, 2.0], ["A", "B"], 0.5,
+                              [0], judged=[0, 1])[0]
+    s = z[:, 0] + z[:, 1]
+    assert effect["churn"] == [0.0, pytest.approx(np.mean((s > -1) & (s <= 0)), abs=1e-4),
+                               pytest.approx(np.mean((s > -2) & (s <= 0)), abs=1e-4)]
+    assert "churn" not in d.measure_effect(lambda x: x, score, z, np.array([[1.0, 0.0]]), [0.0, 1.0], ["A", "B"])[0]
