@@ -469,6 +469,8 @@ def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable
     every attribute at each amount; the three other attributes whose mean score moves most at the largest amount;
     and with `judged` (columns), the churn at each amount: the share of faces whose verdict on a judged column
     other than its own flips (dcgan.edit_quality)."""
+    from dcgan.edit_quality import edit_quality
+
     if attribute_of is None:
         attribute_of = list(range(len(vectors)))
     base = score(generate(z))
@@ -499,8 +501,6 @@ def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable
                            for k, name in enumerate(names)},
         })
         if judged is not None:
-            from dcgan.edit_quality import edit_quality
-
             entry["churn"] = [edit_quality(base >= threshold, s >= threshold, own, judged, names)["churn"]
                               for s in per_amount]
         out.append(entry)
@@ -760,6 +760,7 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
     directions.json document (not written; see `write_directions`). With `export_classifier_to` / `export_judge_to`
     (normally `<saved_model_dir>/assets.extra/attribute_classifier` and `.../attribute_judge`,
     `default_classifier_dir` / `default_judge_dir`), the networks are exported there as SavedModels."""
+    from dcgan import edit_quality
     from dcgan import images as imlib
     from dcgan.export import LoadedGenerator
 
@@ -864,12 +865,9 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
                              amounts, names, config.threshold,
                              [None if e["attribute"] is None else column[e["attribute"]] for e in entries.values()],
                              judged=reliable_columns)
-    # The classifier's random control on the same faces at every positive amount: what a step that size does,
-    # against which each slider's suggested step keeps its churn (suggested_amount).
-    from dcgan import edit_quality
-
-    # Scored by the judge too, these pictures serve again as the quality table's control (grade_directions); only
-    # the classifier's verdicts choose the steps.
+    # The random control on the same faces at every positive amount: what a step that size does, against which
+    # each slider's suggested step keeps its churn (suggested_amount) — by the classifier's verdicts alone; scored
+    # by the judge too, the same pictures serve again as the quality table's control (grade_directions).
     scorers = {role: (lambda images, m=m: classify(m, images)) for role, m in models.items()}
     control = edit_quality.random_unit_directions(config.control_directions, z_dim, config.seed + 4)
     measured_control = {a: edit_quality.measure_verdicts(generate, scorers, config.threshold, z_eval, {}, a, control)
