@@ -220,8 +220,9 @@ def format_quality(table: Mapping[str, Any]) -> str:
     amount = table["amount"]
     goals = table.get("goals") or {}
     graded, fitted = table.get("graded_by", "judge"), table.get("fitted_with", "classifier")
-    lines = [f"quality after {amount:+g} σ, graded by the {graded} (not used to fit the directions); the {fitted} "
-             f"that fitted them beside it. Judged attributes: {', '.join(table['judged']) or 'none'}.",
+    who = (f"graded by the {graded} (not used to fit the directions); the {fitted} that fitted them beside it"
+           if graded != fitted else f"graded by the {graded} that fitted the directions (no independent judge)")
+    lines = [f"quality after {amount:+g} σ, {who}. Judged attributes: {', '.join(table['judged']) or 'none'}.",
              f"goals: success >= {goals.get('success', '-')} by the {graded}, churn <= {goals.get('churn_ratio', '-')}"
              " x the random control's"]
     head = (f"{'attribute':<12} {'kind':<15} {'before':>6} {'succ':>5} {'fit':>5} {'agree':>5} {'leak':>5} "

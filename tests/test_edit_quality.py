@@ -109,6 +109,7 @@ def test_a_classifier_grading_its_own_directions_has_no_fit_column():
     cell = table["rows"]["A"]["boundary"]
     assert table["graded_by"] == "classifier" and "fit" not in cell and "agreement" not in cell
     assert cell["success"] == 1.0 and cell["churn_ratio"] is None  # the control churned nothing: no ratio
+    assert "graded by the classifier that fitted the directions (no independent judge)" in q.format_quality(table)
 
 
 def test_measure_verdicts_generates_each_picture_once_for_every_scorer():
