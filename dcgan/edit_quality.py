@@ -11,7 +11,7 @@ Definitions (A = an attribute, d = a direction, a = the step in σ, verdict = sc
 - churn(d) = share of faces whose verdict on at least one other judged attribute differs between z and z + a·d —
   counted per face, so flips in both directions add up;
 - control: K random unit directions (a fixed seed) moved by the same a on the same faces; its churn for the row of A
-  (flips of the attributes other than A, averaged over the K) is what any 2σ step does to the faces, and
+  (flips of the attributes other than A, averaged over the K) is what any step that long does to the faces, and
   churn ratio = churn(d) / control churn;
 - linear ceiling: the best success any unit direction moved by a can reach, were A a noiseless linear threshold of
   z ~ N(0, I) with prevalence p: Φ(a − Φ⁻¹(1 − p)).
