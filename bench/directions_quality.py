@@ -1,9 +1,12 @@
-"""Edits that change only what was asked: the success/leakage matrix of a model's stored directions (mean
-difference vs boundary vs conditional, plus SeFa's largest changes), measured afresh on new samples with the
-attribute classifier exported beside the model, and the satisfaction rate of a few "specify, then generate" requests
-(the share of random faces that meet every constraint, and each constraint alone).
+"""Edits that change only what was asked: the quality table of a model's stored directions (mean difference vs
+boundary vs conditional, plus SeFa's largest changes), measured afresh on new samples and graded by the independent
+judge exported beside the model (assets.extra/attribute_judge, trained on the other half of the examples; it fitted
+nothing): success by the judge and by the fitting classifier, their agreement, net leakage, churn per face, churn
+relative to a control row of random unit directions moved as far, the linear ceiling and success relative to it;
+then the satisfaction rate of a few "specify, then generate" requests (the share of random faces that meet every
+constraint, and each constraint alone, by the judge).
 
-    .venv/bin/python bench/directions_quality.py [SAVED_MODEL_DIR] [--samples 1000] [--seed 1000]
+    .venv/bin/python bench/directions_quality.py [SAVED_MODEL_DIR] [--samples 1000] [--seed 1000] [--amount 2]
 
 SAVED_MODEL_DIR defaults to the newest pushed version under runs/quick (`make run`). Numbers depend on the machine
 only through the model; the load is printed beside them anyway."""
@@ -42,24 +45,30 @@ def main() -> int:
     parser.add_argument("saved_model_dir", nargs="?")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1000)
-    parser.add_argument("--json", help="also write the matrix here")
+    parser.add_argument("--amount", type=float, help="step in σ (default: the model's quality_amount, 2)")
+    parser.add_argument("--control", type=int, help="random directions of the control row (default: the model's, 8)")
+    parser.add_argument("--json", help="also write the table here")
     args = parser.parse_args()
-    from dcgan.directions import format_quality, measure_quality
+    from dcgan.directions import measure_quality
+    from dcgan.edit_quality import format_quality
 
     path = args.saved_model_dir or newest_model()
-    started = time.monotonic()
-    table = measure_quality(path, samples=args.samples, seed=args.seed)
+    started, load = time.monotonic(), os.getloadavg()[0]
+    table = measure_quality(path, samples=args.samples, seed=args.seed, amount=args.amount,
+                            control_directions=args.control)
     print(f"model: {path}\nfresh samples: {args.samples} (numpy default_rng({args.seed}))   "
-          f"load average: {os.getloadavg()[0]:.1f}   {time.monotonic() - started:.0f} s\n")
+          f"load average: {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end   "
+          f"{time.monotonic() - started:.0f} s\n")
     print(format_quality(table))
-    names, base, threshold = table.pop("names"), table.pop("base_scores"), table.pop("threshold")
-    print("\nspecify, then generate: share of random faces meeting every constraint (and each alone)")
+    names, base = table.pop("names"), table.pop("base_verdicts")
+    print(f"\nspecify, then generate: share of random faces meeting every constraint (and each alone), by the "
+          f"{table['graded_by']}")
     rates = []
     for constraints in SPECIFY:
         known = {k: v for k, v in constraints.items() if k in names}
         if not known:
             continue
-        met = np.stack([(base[:, names.index(k)] >= threshold) == v for k, v in known.items()], 1)
+        met = np.stack([base[:, names.index(k)] == v for k, v in known.items()], 1)
         alone = ", ".join(f"{k}={str(v).lower()} {m:.2f}" for (k, v), m in zip(known.items(), met.mean(0)))
         joint = float(met.all(1).mean())
         rates.append({"constraints": known, "rate": round(joint, 4)})

@@ -13,9 +13,11 @@ and return once the chief's export is complete. The run directory must be on sto
 store, a shared volume).
 
 Right after the export, attribute directions (dcgan.directions) are computed from the labelled training examples and
-stored as `assets.extra/directions.json` beside the SavedModel; `custom_config["directions"]` switches this: True
-(the default), False, or a dict of `dcgan.directions.DirectionsConfig` options (e.g. {"samples": 1000}). Data
-without attribute labels skips it with a logged note.
+stored as `assets.extra/directions.json` beside the SavedModel, with the classifier that fitted them and the
+independent judge that graded them (`assets.extra/attribute_classifier/`, `attribute_judge/`);
+`custom_config["directions"]` switches this: True (the default), False, or a dict of
+`dcgan.directions.DirectionsConfig` options (e.g. {"samples": 1000}). Data without attribute labels skips it with a
+logged note.
 """
 
 from __future__ import annotations

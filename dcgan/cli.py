@@ -288,7 +288,7 @@ _DIRECTIONS_HELP = {
     "samples": "generated samples labelled to fit the directions",
     "eval_samples": "fresh samples on which each direction's effect is measured",
     "amounts": "steps along each direction at which the effect is measured, comma-separated",
-    "epochs": "classifier training epochs",
+    "epochs": "training epochs of the classifier and of the judge, each over its half of the examples",
     "min_steps": "classifier optimizer steps at least",
     "batch_size": "classifier batch size",
     "learning_rate": "classifier learning rate",
@@ -301,7 +301,13 @@ _DIRECTIONS_HELP = {
     "boundary_l2": "L2 penalty of the boundary directions' logistic regression",
     "sefa_components": "SeFa directions stored (top eigenvectors of A^T A)",
     "reliable_accuracy": "held-out balanced accuracy from which an attribute is judged (quality, conditional)",
-    "quality_amount": "step (sigma) at which success and leakage are measured",
+    "quality_amount": "step (sigma) at which success, leakage and churn are measured",
+    "judge": "train an independent judge on the other half of the examples and grade the directions with it",
+    "control_directions": "random unit directions of the quality table's control row",
+    "success_goal": "quality goal: success by the judge at +quality_amount",
+    "churn_ratio_goal": "quality goal: churn at most this multiple of the random control's",
+    "suggest_success": "a slider's suggested step is the smallest at which the classifier sees this share with "
+                       "the attribute",
 }
 
 
@@ -335,7 +341,9 @@ def _cmd_directions(args: argparse.Namespace) -> int:
         classifier_path_for,
         compute_directions,
         default_classifier_dir,
+        default_judge_dir,
         format_report,
+        judge_path_for,
         resolve_labelled_files,
         write_directions,
     )
@@ -349,7 +357,9 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     try:
         train, heldout = resolve_labelled_files(args.data)
         classifier_dir = classifier_path_for(args.out) if args.out else default_classifier_dir(args.saved_model_dir)
-        result = compute_directions(args.saved_model_dir, train, heldout, config, export_classifier_to=classifier_dir)
+        judge_dir = judge_path_for(args.out) if args.out else default_judge_dir(args.saved_model_dir)
+        result = compute_directions(args.saved_model_dir, train, heldout, config, export_classifier_to=classifier_dir,
+                                    export_judge_to=judge_dir if config.judge else None)
     except NoAttributeLabels as e:
         raise CommandError(f"no attribute directions: {e}", EXIT_USAGE) from None
     path = write_directions(args.saved_model_dir, result, args.out)
@@ -357,8 +367,9 @@ def _cmd_directions(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=1))
     else:
         print(format_report(result))
+        judge = f", judge -> {judge_dir}" if config.judge else ""
         print(f"\n{len(result['directions'])} directions of {len(result['attributes'])} attributes -> {path}, "
-              f"attribute classifier -> {classifier_dir} ({result['seconds']:.0f} s)")
+              f"attribute classifier -> {classifier_dir}{judge} ({result['seconds']:.0f} s)")
     return 0
 
 

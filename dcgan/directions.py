@@ -5,7 +5,10 @@ The recipe (a supervised version of the DCGAN paper's §6.3 vector arithmetic):
 1. Train a small multi-label attribute classifier (Keras) on the *real* labelled examples — the TFRecords' `attr/<name>`
    labels (dcgan.schema). Binary attributes are derived from the labels: every 0/1 flag (the avatars' CelebA-named
    flags, CelebA's own ±1 flags) plus a few derived from the avatars' parts (see `derive_attributes`). Accuracy is
-   measured on held-out real examples (the eval split, else a hashed 20 % of the data).
+   measured on held-out real examples (the eval split, else a hashed 20 % of the data). Beside it, an independent
+   *judge* — another architecture (`build_judge`), another seed, the other half of the training examples
+   (`judge_half`) — is trained the same way and measured on the same held-out examples; it fits nothing and
+   grades every direction, so an edit that fools the classifier it was fitted to does not pass by that alone.
 2. Generate many samples z ~ N(0, I) with the exported generator and label them with the classifier.
 3. direction = mean z(with) − mean z(without), scaled to unit length (dcgan.latent.unit_direction). Because z ~ N(0, I),
    moving a face by `amount` along a unit direction moves its projection by `amount` standard deviations.
@@ -25,18 +28,19 @@ Four kinds of direction (`kind` of each entry of `directions`):
 - `sefa` — closed-form factorization (Shen & Zhou 2021), unsupervised: the top eigenvectors of AᵀA, A = the weights
   of G's first projection (the `project` Dense kernel, z → 4×4×C). No attribute; its effect lists what changes.
 
-Quality (`direction_quality`, `quality_table`, bench/directions_quality.py): for an attribute whose classifier is
-reliable, moving fresh faces by +2 (σ) along a direction: success = share of faces that then have the attribute,
-leakage = mean |Δ prevalence| of the other reliable attributes. `linear_ceiling` bounds success for any direction:
-if an attribute were a noiseless linear threshold of z (prevalence p: n·z > Φ⁻¹(1 − p), ‖n‖ = 1), no unit
-direction moved by a could do better than Φ(a − Φ⁻¹(1 − p)), reached by n itself — at +2σ, 0.9 needs p ≥ 0.24.
+Quality (`grade_directions`, `measure_quality`, dcgan.edit_quality, bench/directions_quality.py): for every attribute
+that both networks judge reliably, moving fresh faces by +2 (σ) along a direction: success by the judge and by the
+classifier and their agreement, net leakage, churn (the share of faces whose verdict on another attribute flips),
+beside a control row of random unit directions moved as far, and the linear ceiling (the best success any unit
+direction could reach were the attribute linear in z — at +2σ, 0.9 needs a prevalence ≥ 0.24).
 
 The result is stored beside the SavedModel as `<saved_model_dir>/assets.extra/directions.json` (format
 `dcgan-directions/2`; /1 files, mean-difference only, are still read), so every served version carries its own
 directions; the web studio reads it from there. The attribute classifier is exported beside it as its own SavedModel,
 `assets.extra/attribute_classifier/` (signature `serving_default`: `images` float32 [N, H, W, C] in [-1, 1] →
 `scores` [N, A]; names, threshold and the real labels' co-occurrence counts in its `assets.extra/attributes.json`),
-so the studio can score faces (specify, then generate) without any training code.
+so the studio can score faces (specify, then generate) without any training code; the judge likewise, in
+`assets.extra/attribute_judge/` (the same format, `role` "judge").
 This module imports TensorFlow/Keras only inside the functions that need them (reading a directions file is light).
 """
 
@@ -64,11 +68,19 @@ FORMAT = "dcgan-directions/2"
 FORMAT_V1 = "dcgan-directions/1"
 DIRECTIONS_FILE = os.path.join("assets.extra", "directions.json")
 CLASSIFIER_DIR = os.path.join("assets.extra", "attribute_classifier")
+JUDGE_DIR = os.path.join("assets.extra", "attribute_judge")  # the independent judge, same format as the classifier
 CLASSIFIER_FORMAT = "dcgan-attribute-classifier/1"
 CLASSIFIER_INFO = os.path.join("assets.extra", "attributes.json")  # inside the classifier's SavedModel
 KINDS = ("mean_difference", "boundary", "conditional", "sefa")
+CLASSIFIER_ARCHITECTURE = "3 x (conv3x3 + LeakyReLU + maxpool) -> dropout -> sigmoid per attribute"
+JUDGE_ARCHITECTURE = ("3 x (strided conv 5x5/3x3/3x3 + batch norm + ReLU), 48-96-160 filters -> dropout -> sigmoid "
+                      "per attribute")
+JUDGE_SPLIT = ("the training examples whose sha256('judge:' + example sha256) falls in the lower half train the judge, "
+               "the others the classifier")
 KIND_SUFFIX = {"mean_difference": "", "boundary": " · boundary", "conditional": " · conditional"}
-DEFAULT_AMOUNTS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+DEFAULT_KIND = "mean_difference"  # the slider named after the attribute alone, the studio's first
+# The effect is measured at these steps; the positive ones are the candidates for each slider's suggested step.
+DEFAULT_AMOUNTS = (-3.0, -2.0, -1.0, 0.0, 1.0, 1.5, 2.0, 2.5, 3.0)
 FLAG_VALUES = {"1": True, "0": False, "-1": False}  # ingest stores CelebA's ±1 flags as "1"/"0"; accept "-1" too
 NONE = "none"  # the avatars' "absent" part label
 
@@ -87,7 +99,7 @@ class DirectionsConfig:
     samples: int = 4000            # generated samples labelled by the classifier to fit the directions
     eval_samples: int = 256        # fresh generated samples on which the effect of each direction is measured
     amounts: tuple[float, ...] = DEFAULT_AMOUNTS
-    epochs: int = 12               # classifier training epochs over the real training examples (flips doubled)
+    epochs: int = 24               # training epochs of each network over its half of the real training examples
     min_steps: int = 300           # ... but at least this many optimizer steps (small data sets)
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -100,11 +112,16 @@ class DirectionsConfig:
     boundary_l2: float = 1.0       # L2 penalty of the boundary's logistic regression (on the normal, not the bias)
     sefa_components: int = 5       # SeFa directions stored (top eigenvectors of AᵀA)
     reliable_accuracy: float = 0.8  # held-out balanced accuracy from which an attribute is judged (quality, fixing)
-    quality_amount: float = 2.0    # the step (σ) at which success and leakage are measured
+    quality_amount: float = 2.0    # the step (σ) at which success, leakage and churn are measured
+    judge: bool = True             # train the independent judge on the other half of the examples; it grades
+    control_directions: int = 8    # random unit directions of the quality table's control row (seed + 4)
+    success_goal: float = 0.85     # quality goals: success by the judge at +quality_amount ...
+    churn_ratio_goal: float = 1.5  # ... with churn at most this multiple of the random control's
+    suggest_success: float = 0.9   # a slider's suggested step: the smallest at which the classifier sees this share
 
     def validate(self) -> DirectionsConfig:
         for name in ("samples", "eval_samples", "epochs", "batch_size", "max_examples", "min_positives", "min_group",
-                     "sefa_components"):
+                     "sefa_components", "control_directions"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"directions: {name}={getattr(self, name)} must be a positive integer")
         if self.min_steps < 0:
@@ -123,6 +140,11 @@ class DirectionsConfig:
             raise ValueError(f"directions: reliable_accuracy={self.reliable_accuracy} must be in [0.5, 1]")
         if not (math.isfinite(self.quality_amount) and self.quality_amount > 0):
             raise ValueError(f"directions: quality_amount={self.quality_amount} must be a positive number")
+        for name in ("success_goal", "suggest_success"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"directions: {name}={getattr(self, name)} must be in (0, 1]")
+        if not (math.isfinite(self.churn_ratio_goal) and self.churn_ratio_goal > 0):
+            raise ValueError(f"directions: churn_ratio_goal={self.churn_ratio_goal} must be a positive number")
         return self
 
     @classmethod
@@ -208,6 +230,7 @@ class LabelledData:
     heldout: np.ndarray           # bool [N]: not used to train the classifier
     description: str
     heldout_rule: str
+    keys: list[str] = field(default_factory=list)  # per example: its sha256 (else id), what the splits hash
 
 
 def _expand(paths: Sequence[str], required: bool = True) -> list[str]:
@@ -243,8 +266,19 @@ def resolve_labelled_files(data: str) -> tuple[list[str], list[str]]:
     return _expand(parts), []
 
 
+def _hash_unit(key: str) -> float:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def _heldout_by_hash(key: str, fraction: float) -> bool:
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+    return _hash_unit(key) < fraction
+
+
+def judge_half(keys: Sequence[str]) -> np.ndarray:
+    """bool [N]: the examples that train the judge; the others train the fitting classifier. Chosen by a hash of
+    each example's key salted with "judge:", so the two halves are disjoint, reproducible, independent of the order
+    of the files and of the held-out rule (a different hash)."""
+    return np.array([_hash_unit("judge:" + k) < 0.5 for k in keys], bool)
 
 
 def load_labelled_data(train_files: Sequence[str], eval_files: Sequence[str] = (), *, size: int, channels: int = 3,
@@ -263,11 +297,12 @@ def load_labelled_data(train_files: Sequence[str], eval_files: Sequence[str] = (
     if not any(e["attributes"] for e in examples):
         raise NoAttributeLabels(f"the {len(examples)} examples of {len(train_files) + len(eval_files)} file(s) carry "
                                 "no attribute labels (no `attr/<name>` features)")
+    keys = [str(e["sha256"] or e["id"]) for e in examples]
     if eval_files:
         heldout = np.array([False] * len(train) + [True] * len(held))
         rule = f"the eval split ({len(held)} examples)"
     else:
-        heldout = np.array([_heldout_by_hash(str(e["sha256"] or e["id"]), heldout_fraction) for e in examples])
+        heldout = np.array([_heldout_by_hash(k, heldout_fraction) for k in keys])
         rule = f"a {heldout_fraction:.0%} share of the examples chosen by hash ({int(heldout.sum())} examples)"
     pictures = []
     for e in examples:
@@ -279,7 +314,8 @@ def load_labelled_data(train_files: Sequence[str], eval_files: Sequence[str] = (
             image = image.clip(0, 255).astype(np.uint8)
         pictures.append(image)
     return LabelledData(np.stack(pictures), [dict(e["attributes"]) for e in examples], heldout,
-                        f"{len(examples)} examples from {len(train_files) + len(eval_files)} TFRecord file(s)", rule)
+                        f"{len(examples)} examples from {len(train_files) + len(eval_files)} TFRecord file(s)", rule,
+                        keys)
 
 
 # -- the attribute classifier -----------------------------------------------------------------------------------------
@@ -298,13 +334,40 @@ def build_classifier(size: int, channels: int, outputs: int, seed: int = 0):
         x = conv(filters, i)(x)
         x = layers.LeakyReLU(0.2)(x)
         x = layers.MaxPooling2D(2)(x)
-    if size > 32:  # keep the classifier head small at 64×64 and 128×128
+    return keras.Model(inputs, _attribute_head(x, size, outputs, seed), name="attribute_classifier")
+
+
+def _attribute_head(features, size: int, outputs: int, seed: int):
+    """The head both networks share: their size/8 feature map average-pooled to 4×4 (keeps the head small at 64×64
+    and 128×128), flattened, dropout, one sigmoid per attribute."""
+    import keras
+    from keras import layers
+
+    x = features
+    if size > 32:
         x = layers.AveragePooling2D(size // 32)(x)
     x = layers.Flatten()(x)
     x = layers.Dropout(0.3, seed=seed)(x)
-    out = layers.Dense(outputs, activation="sigmoid", name="attributes",
-                       kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 10))(x)
-    return keras.Model(inputs, out, name="attribute_classifier")
+    return layers.Dense(outputs, activation="sigmoid", name="attributes",
+                        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 10))(x)
+
+
+def build_judge(size: int, channels: int, outputs: int, seed: int = 0):
+    """The independent judge: a second small CNN, one sigmoid per attribute, built differently from
+    `build_classifier` so that the two do not share an architecture's blind spots — strided convolutions instead of
+    max pooling, a 5×5 first kernel, batch normalisation and ReLU instead of plain LeakyReLU, wider layers. Input:
+    images in [-1, 1]. It is trained on the other half of the real examples with another seed (`judge_half`)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((size, size, channels), name="image")
+    x = inputs
+    for i, (filters, kernel) in enumerate(((48, 5), (96, 3), (160, 3))):
+        x = layers.Conv2D(filters, kernel, strides=2, padding="same", use_bias=False,
+                          kernel_initializer=keras.initializers.HeNormal(seed=seed + i), name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"norm{i}")(x)
+        x = layers.ReLU()(x)
+    return keras.Model(inputs, _attribute_head(x, size, outputs, seed), name="attribute_judge")
 
 
 def _to_unit_range(images: np.ndarray) -> np.ndarray:
@@ -312,12 +375,13 @@ def _to_unit_range(images: np.ndarray) -> np.ndarray:
 
 
 def train_classifier(images: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, learning_rate: float,
-                     min_steps: int, seed: int):
-    """Masked binary cross-entropy (labels −1 are ignored), horizontal flips as augmentation, seeded shuffles."""
+                     min_steps: int, seed: int, build: Callable[..., Any] = build_classifier):
+    """Masked binary cross-entropy (labels −1 are ignored), horizontal flips as augmentation, seeded shuffles.
+    `build` makes the network (`build_classifier`, or `build_judge` for the independent judge)."""
     import keras
     import tensorflow as tf
 
-    model = build_classifier(images.shape[1], images.shape[3], y.shape[1], seed)
+    model = build(images.shape[1], images.shape[3], y.shape[1], seed)
     optimizer = keras.optimizers.Adam(learning_rate)
 
     @tf.function
@@ -331,6 +395,7 @@ def train_classifier(images: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
+    started = time.monotonic()
     rng = np.random.default_rng(seed)
     n = len(images)
     batch_size = min(batch_size, n)
@@ -349,7 +414,8 @@ def train_classifier(images: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
             done += 1
             if done >= total:
                 break
-    return model, {"steps": total, "final_loss": loss, "batch_size": batch_size}
+    return model, {"steps": total, "final_loss": loss, "batch_size": batch_size, "examples": int(n),
+                   "seconds": round(time.monotonic() - started, 1)}
 
 
 def classify(model, images_unit: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -392,15 +458,19 @@ def fit_direction(z: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
 
 def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable[[np.ndarray], np.ndarray],
                    z: np.ndarray, vectors: np.ndarray, amounts: Sequence[float], names: Sequence[str],
-                   threshold: float = 0.5, attribute_of: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+                   threshold: float = 0.5, attribute_of: Sequence[int | None] | None = None,
+                   judged: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """For each direction d_j: the classifier scores of G(z + a·d_j) for every amount a.
 
     `generate` maps z [N, z_dim] → images in [-1, 1]; `score` maps images → scores [N, A] (columns = `names`).
     `attribute_of[j]` is the column of direction j's own attribute (None for an unsupervised direction; by default
     direction j is attribute j). Returns, per direction: the mean score of its own attribute at each amount, the change
     from amount 0 and the share of faces at or above the threshold (attribute directions only); the prevalence of
-    every attribute at each amount; and the three other attributes whose mean score moves most at the largest
-    amount."""
+    every attribute at each amount; the three other attributes whose mean score moves most at the largest amount;
+    and with `judged` (columns), the churn at each amount: the share of faces whose verdict on a judged column
+    other than its own flips (dcgan.edit_quality)."""
+    from dcgan.edit_quality import edit_quality
+
     if attribute_of is None:
         attribute_of = list(range(len(vectors)))
     base = score(generate(z))
@@ -430,8 +500,36 @@ def measure_effect(generate: Callable[[np.ndarray], np.ndarray], score: Callable
             "prevalence": {name: [round(float(np.mean(s[:, k] >= threshold)), 4) for s in per_amount]
                            for k, name in enumerate(names)},
         })
+        if judged is not None:
+            entry["churn"] = [edit_quality(base >= threshold, s >= threshold, own, judged, names)["churn"]
+                              for s in per_amount]
         out.append(entry)
     return out
+
+
+def suggested_amount(effect: Mapping[str, Any], target: float,
+                     control_churn: Mapping[float, float | None] | None = None,
+                     churn_limit: float | None = None) -> float | None:
+    """The step a slider suggests for adding its attribute, chosen by the classifier that fitted the direction on
+    the effect's fresh samples (the judge stays out of the choice): the smallest positive measured amount at which
+    at least `target` of the faces have the attribute and — given the effect's `churn` and the random control's
+    churn at each amount (`control_churn`) — whose churn is at most `churn_limit` × the control's; else the smallest
+    that reaches the target; else the positive amount where most have it (the slider's reach). No further than
+    needed: every step also changes other things. None for a direction without an attribute or positive amounts."""
+    amounts = effect.get("amounts", [])
+    rates = [(a, r) for a, r in zip(amounts, effect.get("positive_rate") or []) if a > 0]
+    if not rates:
+        return None
+    reached = [a for a, r in rates if r >= target]
+    if not reached:
+        return float(max(rates, key=lambda ar: (ar[1], -ar[0]))[0])
+    churn = dict(zip(amounts, effect.get("churn") or []))
+    if control_churn is not None and churn_limit is not None:
+        calm = [a for a in reached if churn.get(a) is not None and control_churn.get(a)
+                and churn[a] <= churn_limit * control_churn[a]]
+        if calm:
+            return float(min(calm))
+    return float(min(reached))
 
 
 def _side_effect_amount(amounts: Sequence[float]) -> float:
@@ -550,154 +648,119 @@ def projection_kernel(module: Any, z_dim: int) -> np.ndarray:
     return (named or candidates)[0][1]
 
 
-# -- quality: success and leakage -------------------------------------------------------------------------------------
-def direction_quality(effect: Mapping[str, Any], own: str | None, judged: Sequence[str],
-                      amount: float = 2.0) -> dict[str, Any]:
-    """Success and leakage of one direction from its measured effect (`measure_effect`) at `amount`:
-    success = share of faces with its own attribute after the move (attribute directions), leakage = mean |Δ
-    prevalence| over the other `judged` attributes, with the largest of those changes; for a direction without an
-    attribute (SeFa), the three largest prevalence changes."""
-    amounts = list(effect["amounts"])
-    if amount not in amounts or 0.0 not in amounts:
-        raise ValueError(f"the effect was measured at {amounts}; quality needs 0 and {amount:+g}")
-    i, zero = amounts.index(amount), amounts.index(0.0)
-    prevalence = effect["prevalence"]
-    change = {name: prevalence[name][i] - prevalence[name][zero] for name in judged if name in prevalence}
-    out: dict[str, Any] = {"amount": float(amount)}
-    if own is not None:
-        out["before"] = prevalence[own][zero]
-        out["success"] = prevalence[own][i]
-    others = {k: v for k, v in change.items() if k != own}
-    out["leakage"] = round(float(np.mean(np.abs(list(others.values())))), 4) if others else None
-    ranked = sorted(others.items(), key=lambda kv: -abs(kv[1]))
-    out["largest_leaks"] = {k: round(v, 4) for k, v in ranked[:3]}
-    return out
-
-
-def reliable_attributes(doc: Mapping[str, Any], min_balanced_accuracy: float | None = None) -> list[str]:
-    """The attributes whose classifier reaches the held-out balanced accuracy (default: the document's
-    `reliable_accuracy`, else 0.8)."""
+# -- quality: graded by the independent judge (dcgan.edit_quality) -------------------------------------------------
+def judged_attributes(doc: Mapping[str, Any], min_balanced_accuracy: float | None = None) -> list[str]:
+    """The attributes a quality table grades: those whose fitting classifier and (when there is one) judge both
+    reach the held-out balanced accuracy (default: the document's `reliable_accuracy`, else 0.8)."""
     if min_balanced_accuracy is None:
         min_balanced_accuracy = float(doc.get("config", {}).get("reliable_accuracy", 0.8))
     out = []
     for name, entry in doc["attributes"].items():
-        bal = (entry.get("classifier") or {}).get("balanced_accuracy")
-        if bal is not None and bal >= min_balanced_accuracy:
+        scores = [(entry.get(role) or {}).get("balanced_accuracy") for role in ("classifier", "judge")
+                  if role == "classifier" or "judge" in entry]
+        if all(b is not None and b >= min_balanced_accuracy for b in scores):
             out.append(name)
     return out
 
 
-def _prevalence_before(row: Mapping[str, Any]) -> float | None:
-    """An attribute row's unmoved prevalence (the same in every kind's cell: they share the fresh samples)."""
-    return next((q["before"] for q in row.values()), None)
+def _quality_goals(config: Mapping[str, Any]) -> dict[str, float]:
+    defaults = DirectionsConfig()
+    return {"success": float(config.get("success_goal", defaults.success_goal)),
+            "churn_ratio": float(config.get("churn_ratio_goal", defaults.churn_ratio_goal))}
 
 
-def linear_ceiling(before: float, amount: float) -> float:
-    """The best success a unit direction moved by `amount` σ can reach on an attribute with prevalence `before` if
-    the attribute is a noiseless linear threshold of z ~ N(0, I): Φ(amount − Φ⁻¹(1 − before)) (see the docstring)."""
-    from statistics import NormalDist
+def grade_directions(doc: Mapping[str, Any], generate: Callable[[np.ndarray], np.ndarray],
+                     scorers: Mapping[str, Callable[[np.ndarray], np.ndarray]], names: Sequence[str],
+                     z: np.ndarray, threshold: float, amount: float, control_directions: int,
+                     control_seed: int, measured_control: Mapping[float, Mapping[str, Any]] | None = None,
+                     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The quality table of a document's directions on the faces of `z`: each direction and `control_directions`
+    random unit directions (numpy default_rng(control_seed)) moved by `amount`, every picture scored by each of
+    `scorers` ({"judge": ..., "classifier": ...}; without a judge the classifier grades itself); then each
+    direction with a `suggested_amount` again at that step, beside the same control moved as far.
+    `measured_control` ({step: measure_verdicts(...) of that control on the same z with the same scorers}) spares
+    measuring it again. Returns the table (dcgan.edit_quality.quality_table) and the verdicts at `amount`."""
+    from dcgan import edit_quality
 
-    if before <= 0.0 or before >= 1.0:
-        return float(before >= 1.0)
-    normal = NormalDist()
-    return normal.cdf(amount - normal.inv_cdf(1.0 - before))
+    entries = directions_of(doc)
+    vectors = {name: np.asarray(e["vector"], np.float32) for name, e in entries.items()}
+    control = edit_quality.random_unit_directions(control_directions, z.shape[1], control_seed)
 
+    def verdicts_at(step: float, subset: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+        if measured_control is None or step not in measured_control:
+            return edit_quality.measure_verdicts(generate, scorers, threshold, z, subset, step, control)
+        out = edit_quality.measure_verdicts(generate, scorers, threshold, z, subset, step, control[:0])
+        for role in out:
+            out[role]["control"] = measured_control[step][role]["control"]
+        return out
 
-def quality_table(doc: Mapping[str, Any], amount: float | None = None,
-                  min_balanced_accuracy: float | None = None) -> dict[str, Any]:
-    """The success/leakage matrix of a directions document (its stored effects, or effects measured afresh put in
-    the same shape): rows = reliable attributes, columns = mean_difference / boundary / conditional; plus each SeFa
-    direction's largest prevalence changes (over the reliable attributes)."""
-    if amount is None:
-        amount = float(doc.get("config", {}).get("quality_amount", 2.0))
-    judged = reliable_attributes(doc, min_balanced_accuracy)
-    rows: dict[str, dict[str, Any]] = {name: {} for name in judged}
-    sefa: dict[str, Any] = {}
-    for name, entry in directions_of(doc).items():
-        if entry["kind"] == "sefa":
-            sefa[name] = direction_quality(entry["effect"], None, judged, amount)
-        elif entry.get("attribute") in rows:
-            rows[entry["attribute"]][entry["kind"]] = direction_quality(entry["effect"], entry["attribute"], judged,
-                                                                        amount)
-    ceilings = {name: round(linear_ceiling(before, amount), 4) for name, row in rows.items()
-                if (before := _prevalence_before(row)) is not None}
-    return {"amount": amount, "judged": judged, "rows": rows, "sefa": sefa, "linear_ceiling": ceilings,
-            "goals": {"success": ">= 0.9", "leakage": "<= 0.1"}}
-
-
-def format_quality(table: Mapping[str, Any]) -> str:
-    """The matrix as text: per reliable attribute and kind, prevalence before → success after +amount, leakage."""
-    kinds = ("mean_difference", "boundary", "conditional")
-    head = f"{'attribute':<14} {'before':>6} {'ceiling':>7}  " + "  ".join(f"{k:>22}" for k in kinds)
-    lines = [f"success / leakage after {table['amount']:+g} σ (goals: success >= 0.9, leakage <= 0.1; leakage over "
-             f"the other reliable attributes: {', '.join(table['judged']) or 'none'}; ceiling: the best success of "
-             "any direction were the attribute linear in z)", head, "-" * len(head)]
-    ceilings = table.get("linear_ceiling", {})
-    for name, row in table["rows"].items():
-        before = _prevalence_before(row)
-        cells = []
-        for kind in kinds:
-            q = row.get(kind)
-            cells.append(f"{'-':>22}" if q is None else
-                         f"{q['success']:>9.2f} / {q['leakage'] if q['leakage'] is not None else float('nan'):<10.3f}")
-        lines.append(f"{name:<14} {before if before is not None else float('nan'):>6.2f} "
-                     f"{ceilings.get(name, float('nan')):>7.2f}  " + "  ".join(cells))
-    if table["sefa"]:
-        lines.append("")
-        lines.append(f"SeFa (no attribute): largest prevalence changes after {table['amount']:+g} σ")
-        for name, q in table["sefa"].items():
-            lines.append(f"{name:<14} " + ", ".join(f"{k} {v:+.2f}" for k, v in q["largest_leaks"].items()))
-    return "\n".join(lines)
+    verdicts = verdicts_at(amount, vectors)
+    by_step: dict[float, dict[str, np.ndarray]] = {}
+    for name, entry in entries.items():
+        if entry.get("suggested_amount") is not None:
+            by_step.setdefault(float(entry["suggested_amount"]), {})[name] = vectors[name]
+    at_suggested = {step: verdicts if step == amount else verdicts_at(step, subset)
+                    for step, subset in sorted(by_step.items())}
+    graded_by = "judge" if "judge" in scorers else "classifier"
+    table = edit_quality.quality_table(entries, names, judged_attributes(doc), verdicts, amount, graded_by=graded_by,
+                                       fitted_with="classifier", goals=_quality_goals(doc.get("config", {})),
+                                       control_seed=control_seed, at_suggested=at_suggested)
+    table["default_kind"] = DEFAULT_KIND
+    return table, verdicts
 
 
 def measure_quality(saved_model_dir: str, samples: int = 1000, seed: int = 1000, amount: float | None = None,
-                    directions_path: str | None = None, classifier_dir: str | None = None) -> dict[str, Any]:
-    """The success/leakage matrix of a model's stored directions measured afresh: `samples` new z (numpy
-    default_rng(seed), a seed the directions step did not use), each direction applied at 0 and +amount, the faces
-    scored by the exported attribute classifier (no training code). Returns quality_table(...) plus `samples`,
-    `seed` and the base prevalence of every attribute (`base_scores` kept for satisfaction rates)."""
+                    directions_path: str | None = None, classifier_dir: str | None = None,
+                    judge_dir: str | None = None, control_directions: int | None = None) -> dict[str, Any]:
+    """The quality table of a model's stored directions measured afresh: `samples` new z (numpy default_rng(seed),
+    a seed the directions step did not use), each direction and the random control applied at +amount, the faces
+    scored by the exported judge and classifier (no training code). A model exported before the judge existed is
+    graded by its classifier (`graded_by` says so). Returns the table plus `samples`, `seed`, and the grading
+    network's verdicts on the unmoved faces (`base_verdicts` bool [N, A] in the order of `names`) and
+    `base_prevalence` (for satisfaction rates)."""
     from dcgan import images as imlib
     from dcgan.export import LoadedGenerator
 
     directions_path = directions_path or fileio.join(saved_model_dir, DIRECTIONS_FILE)
     doc = read_directions(directions_path)
     classifier = AttributeClassifier(classifier_dir or classifier_path_for(directions_path))
+    judge_dir = judge_dir or judge_path_for(directions_path)
+    judge = AttributeClassifier(judge_dir) if fileio.exists(fileio.join(judge_dir, "saved_model.pb")) else None
+    if judge is not None and judge.names != classifier.names:
+        raise DirectionsFileError(f"{judge_dir} scores {judge.names}, the classifier {classifier.names}")
     generator = LoadedGenerator(saved_model_dir)
     if generator.z_dim != doc["z_dim"]:
         raise DirectionsFileError(f"{directions_path} is for z of length {doc['z_dim']}, the model takes "
                                   f"{generator.z_dim}")
-    if amount is None:
-        amount = float(doc.get("config", {}).get("quality_amount", 2.0))
-    names = classifier.names
-    column = {n: j for j, n in enumerate(names)}
-    entries = directions_of(doc)
+    config = doc.get("config", {})
+    amount = float(config.get("quality_amount", 2.0)) if amount is None else float(amount)
+    if control_directions is None:
+        control_directions = int(config.get("control_directions", DirectionsConfig.control_directions))
     z = np.random.default_rng(seed).standard_normal((samples, generator.z_dim)).astype(np.float32)
 
     def generate(batch: np.ndarray) -> np.ndarray:
         return _to_unit_range(imlib.to_uint8(generator.images(batch)))
 
-    vectors = np.stack([np.asarray(e["vector"], np.float32) for e in entries.values()])
-    effects = measure_effect(generate, classifier.scores, z, vectors, (0.0, amount), names, classifier.threshold,
-                             [column.get(e.get("attribute")) if e.get("attribute") else None
-                              for e in entries.values()])
-    fresh = {**doc, "directions": {name: {**entry, "effect": effect}
-                                   for (name, entry), effect in zip(entries.items(), effects)}}
-    table = quality_table(fresh, amount)
-    base = classifier.scores(generate(z))
-    table.update(samples=samples, seed=seed, base_scores=base, names=names, threshold=classifier.threshold,
-                 base_prevalence={n: round(float(np.mean(base[:, j] >= classifier.threshold)), 4)
-                                  for j, n in enumerate(names)})
+    scorers = {"classifier": classifier.scores, **({"judge": judge.scores} if judge is not None else {})}
+    table, verdicts = grade_directions(doc, generate, scorers, classifier.names, z, classifier.threshold, amount,
+                                       control_directions, seed + 1)
+    base = verdicts[table["graded_by"]]["base"]
+    table.update(samples=samples, seed=seed, base_verdicts=base, names=list(classifier.names),
+                 base_prevalence={n: round(float(base[:, j].mean()), 4) for j, n in enumerate(classifier.names)})
     return table
 
 
 # -- the whole computation --------------------------------------------------------------------------------------------
 def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_files: Sequence[str] = (),
-                       config: DirectionsConfig | None = None,
-                       export_classifier_to: str | None = None) -> dict[str, Any]:
-    """Train the classifier on the real labelled data, fit the directions of every kind on generated samples,
-    measure their effect on fresh samples. Returns the directions.json document (not written; see
-    `write_directions`). With `export_classifier_to` (normally `<saved_model_dir>/assets.extra/attribute_classifier`,
-    `default_classifier_dir`), the classifier is exported there as a SavedModel."""
+                       config: DirectionsConfig | None = None, export_classifier_to: str | None = None,
+                       export_judge_to: str | None = None) -> dict[str, Any]:
+    """Train the classifier (and, with `config.judge`, the independent judge on the other half of the training
+    examples) on the real labelled data, fit the directions of every kind on generated samples labelled by the
+    classifier, measure their effect on fresh samples, and grade them with the judge (quality table). Returns the
+    directions.json document (not written; see `write_directions`). With `export_classifier_to` / `export_judge_to`
+    (normally `<saved_model_dir>/assets.extra/attribute_classifier` and `.../attribute_judge`,
+    `default_classifier_dir` / `default_judge_dir`), the networks are exported there as SavedModels."""
+    from dcgan import edit_quality
     from dcgan import images as imlib
     from dcgan.export import LoadedGenerator
 
@@ -729,12 +792,24 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
     attributes = [attributes[j] for j in keep]
     y = y[:, keep]
     names = [a.name for a in attributes]
-    log.info("directions: training the attribute classifier on %d real examples (%s)", int(train.sum()),
-             ", ".join(names))
-    model, training = train_classifier(data.images[train], y[train], epochs=config.epochs,
-                                       batch_size=config.batch_size, learning_rate=config.learning_rate,
-                                       min_steps=config.min_steps, seed=config.seed + 2)
-    heldout_scores = classify(model, _to_unit_range(data.images[data.heldout])) if data.heldout.any() else None
+    # The two networks take disjoint halves of the training examples (judge_half), so the judge has seen none of
+    # the examples behind the directions it grades; both are measured on the same held-out examples.
+    for_judge = train & judge_half(data.keys) if config.judge else np.zeros_like(train)
+    for_classifier = train & ~for_judge
+    networks = {"classifier": (for_classifier, build_classifier, config.seed + 2)}
+    if config.judge:
+        networks["judge"] = (for_judge, build_judge, config.seed + 3)
+    models, training, metrics = {}, {}, {}
+    for role, (rows, build, seed) in networks.items():
+        log.info("directions: training the attribute %s on %d real examples (%s)", role, int(rows.sum()),
+                 ", ".join(names))
+        models[role], training[role] = train_classifier(
+            data.images[rows], y[rows], epochs=config.epochs, batch_size=config.batch_size,
+            learning_rate=config.learning_rate, min_steps=config.min_steps, seed=seed, build=build)
+        heldout_scores = classify(models[role], _to_unit_range(data.images[data.heldout]))
+        metrics[role] = {name: heldout_metrics(y[data.heldout, j], heldout_scores[:, j], config.threshold)
+                         for j, name in enumerate(names)}
+    model, classifier_metrics = models["classifier"], metrics["classifier"]
 
     def generate(z: np.ndarray) -> np.ndarray:  # what a viewer sees: the generator's output quantised to uint8
         return _to_unit_range(imlib.to_uint8(generator.images(z)))
@@ -742,16 +817,13 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
     def score(images: np.ndarray) -> np.ndarray:
         return classify(model, images)
 
+    phases = {role: training[role]["seconds"] for role in training}  # where the seconds go (doc["phases"])
+    mark = time.monotonic()
     z_dim = generator.z_dim
     z_fit = np.random.default_rng(config.seed).standard_normal((config.samples, z_dim)).astype(np.float32)
     log.info("directions: labelling %d generated samples", config.samples)
     fit_scores = score(generate(z_fit))
-    classifier_metrics = {
-        name: (heldout_metrics(y[data.heldout, j], heldout_scores[:, j], config.threshold)
-               if heldout_scores is not None else {"n": 0}) for j, name in enumerate(names)}
     reliable = [n for n in names if (classifier_metrics[n].get("balanced_accuracy") or 0) >= config.reliable_accuracy]
-    if heldout_scores is None:
-        reliable = list(names)
 
     entries: dict[str, dict[str, Any]] = {}
     normals: dict[str, np.ndarray] = {}
@@ -782,18 +854,36 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
         entries[f"SeFa {k + 1}"] = {"kind": "sefa", "attribute": None, "vector": vector,
                                     "eigenvalue": round(float(value), 6), "rank": k + 1}
 
+    phases["fit"], mark = round(time.monotonic() - mark, 1), time.monotonic()
     z_eval = np.random.default_rng(config.seed + 1).standard_normal((config.eval_samples, z_dim)).astype(np.float32)
     log.info("directions: measuring the effect of %d directions on %d fresh samples", len(entries),
              config.eval_samples)
     column = {name: j for j, name in enumerate(names)}
-    amounts = sorted(set(config.amounts) | {0.0, float(config.quality_amount)})  # quality needs 0 and its amount
+    amounts = sorted(set(config.amounts) | {0.0, float(config.quality_amount)})  # the effect at the quality step too
+    reliable_columns = [column[n] for n in reliable]
     effects = measure_effect(generate, score, z_eval, np.stack([e["vector"] for e in entries.values()]),
                              amounts, names, config.threshold,
-                             [None if e["attribute"] is None else column[e["attribute"]] for e in entries.values()])
+                             [None if e["attribute"] is None else column[e["attribute"]] for e in entries.values()],
+                             judged=reliable_columns)
+    # The random control on the same faces at every positive amount: what a step that size does, against which
+    # each slider's suggested step keeps its churn (suggested_amount) — by the classifier's verdicts alone; scored
+    # by the judge too, the same pictures serve again as the quality table's control (grade_directions).
+    scorers = {role: (lambda images, m=m: classify(m, images)) for role, m in models.items()}
+    control = edit_quality.random_unit_directions(config.control_directions, z_dim, config.seed + 4)
+    measured_control = {a: edit_quality.measure_verdicts(generate, scorers, config.threshold, z_eval, {}, a, control)
+                        for a in amounts if a > 0}
+    control_churn = {a: edit_quality.control_quality(v["classifier"]["base"], v["classifier"]["control"],
+                                                     reliable_columns, names)["churn"]
+                     for a, v in measured_control.items()}
     for entry, effect in zip(entries.values(), effects):
         entry["effect"] = effect
         entry["vector"] = [round(float(v), 7) for v in entry["vector"]]
+        if entry["attribute"] is not None:
+            entry["suggested_amount"] = suggested_amount(
+                effect, config.suggest_success, {a: c.get(entry["attribute"]) for a, c in control_churn.items()},
+                config.churn_ratio_goal)
 
+    phases["effect"], mark = round(time.monotonic() - mark, 1), time.monotonic()
     cooccurrence = label_cooccurrence(y[train])
     result_attributes: dict[str, Any] = {}
     for j, attribute in enumerate(attributes):
@@ -802,6 +892,7 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
         result_attributes[attribute.name] = {
             "definition": attribute.definition,
             "classifier": classifier_metrics[attribute.name],
+            **({"judge": metrics["judge"][attribute.name]} if "judge" in metrics else {}),
             "reliable": attribute.name in reliable,
             "positive_rate": {
                 "real": round(float(np.mean(known_real > 0.5)), 4) if len(known_real) else None,
@@ -818,10 +909,12 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
                   "image_shape": [int(height), int(height), int(channels)],
                   "step": generator.metadata.get("step")},
         "data": {"description": data.description, "train_examples": int(train.sum()),
-                 "heldout_examples": int(data.heldout.sum()), "heldout": data.heldout_rule},
-        "classifier": {"architecture": "3 x (conv3x3 + LeakyReLU + maxpool) -> dropout -> sigmoid per attribute",
+                 "heldout_examples": int(data.heldout.sum()), "heldout": data.heldout_rule,
+                 "classifier_examples": int(for_classifier.sum()), "judge_examples": int(for_judge.sum()),
+                 "split": (JUDGE_SPLIT if config.judge else "the classifier trains on every training example")},
+        "classifier": {"architecture": CLASSIFIER_ARCHITECTURE, "role": "fits the directions",
                        "input": f"{height}x{height}x{channels} in [-1, 1]", "saved_model": CLASSIFIER_DIR,
-                       **training},
+                       "seed": config.seed + 2, **training["classifier"]},
         "method": {
             "mean_difference": "normalise(mean z(with) - mean z(without)) over generated samples labelled by the "
                                "classifier",
@@ -830,25 +923,51 @@ def compute_directions(saved_model_dir: str, train_files: Sequence[str], eval_fi
             "conditional": "the boundary normal with the normals of the other reliable attributes projected out "
                            "(InterFaceGAN conditional manipulation); `fixed` names them",
             "sefa": "top eigenvectors of A^T A, A = the generator's first projection (SeFa); unsupervised",
-            "effect": "measured on fresh samples (eval_seed)",
+            "effect": "measured on fresh samples (eval_seed) with the classifier",
+            "suggested_amount": "per attribute direction, by the classifier on the effect samples: the smallest "
+                                "positive amount at which it calls at least config.suggest_success of the faces "
+                                "positive with churn at most config.churn_ratio_goal x the random control's "
+                                "(`control`), else the smallest that reaches it, else the amount where most are",
+            "quality": ("graded on the fresh samples by the judge, which was trained on the other half of the "
+                        "examples and did not fit the directions, beside the classifier's own verdicts; churn and "
+                        "the random control as in dcgan.edit_quality" if config.judge else
+                        "graded on the fresh samples by the classifier that fitted the directions (no judge)"),
         },
         "config": {**asdict(config), "amounts": list(config.amounts)},
         "samples": {"fit": config.samples, "fit_seed": config.seed, "eval": config.eval_samples,
-                    "eval_seed": config.seed + 1, "z": "numpy default_rng(seed).standard_normal"},
+                    "eval_seed": config.seed + 1, "control_seed": config.seed + 4,
+                    "z": "numpy default_rng(seed).standard_normal"},
         "amounts": [float(a) for a in amounts],
         "attributes": result_attributes,
         "directions": entries,
         "sefa": {"components": len(sefa), "explained": [round(float(v) / total, 4) for v in eigenvalues]},
+        "control": {"directions": config.control_directions, "seed": config.seed + 4, "by": "classifier",
+                    "churn": {f"{a:g}": c for a, c in control_churn.items()}},
         "skipped": skipped,
     }
-    doc["quality"] = quality_table(doc)
-    if export_classifier_to:
-        export_attribute_classifier(model, names, export_classifier_to, {
-            "threshold": config.threshold, "classifier": classifier_metrics, "reliable": reliable,
+    if "judge" in models:
+        doc["judge"] = {"architecture": JUDGE_ARCHITECTURE, "role": "grades the directions (quality)",
+                        "input": f"{height}x{height}x{channels} in [-1, 1]", "saved_model": JUDGE_DIR,
+                        "seed": config.seed + 3, **training["judge"]}
+    log.info("directions: grading %d directions and %d random ones on the %d fresh samples", len(entries),
+             config.control_directions, config.eval_samples)
+    doc["quality"], _ = grade_directions(doc, generate, scorers, names, z_eval, config.threshold,
+                                         float(config.quality_amount), config.control_directions, config.seed + 4,
+                                         measured_control)
+    phases["quality"] = round(time.monotonic() - mark, 1)
+    exports = {"classifier": (export_classifier_to, CLASSIFIER_DIR), "judge": (export_judge_to, JUDGE_DIR)}
+    for role, model_of_role in models.items():
+        out_dir, default = exports[role]
+        if not out_dir:
+            continue
+        export_attribute_classifier(model_of_role, names, out_dir, {
+            "role": role, "threshold": config.threshold, "classifier": metrics[role],
+            "reliable": [n for n in names if (metrics[role][n].get("balanced_accuracy") or 0)
+                         >= config.reliable_accuracy],
             "cooccurrence": cooccurrence, "image_shape": [int(height), int(height), int(channels)]})
-        doc["classifier"]["saved_model"] = (CLASSIFIER_DIR if export_classifier_to == fileio.join(
-            saved_model_dir, CLASSIFIER_DIR) else export_classifier_to)
+        doc[role]["saved_model"] = default if out_dir == fileio.join(saved_model_dir, default) else out_dir
     doc["seconds"] = round(time.monotonic() - started, 1)
+    doc["phases"] = phases
     return doc
 
 
@@ -947,10 +1066,16 @@ class AttributeClassifier:
         return np.concatenate(out) if out else np.zeros((0, len(self.names)), np.float32)
 
 
-def classifier_path_for(directions_path: str) -> str:
-    """Where the attribute classifier of a directions.json lives: beside it (assets.extra/attribute_classifier)."""
+def classifier_path_for(directions_path: str, folder: str = CLASSIFIER_DIR) -> str:
+    """Where the attribute classifier of a directions.json lives: beside it (assets.extra/attribute_classifier);
+    `folder=JUDGE_DIR` for the judge (`judge_path_for`)."""
     return fileio.join(directions_path.rsplit("/", 1)[0] if fileio.is_remote(directions_path)
-                       else os.path.dirname(directions_path), os.path.basename(CLASSIFIER_DIR))
+                       else os.path.dirname(directions_path), os.path.basename(folder))
+
+
+def judge_path_for(directions_path: str) -> str:
+    """Where the independent judge of a directions.json lives: beside it (assets.extra/attribute_judge)."""
+    return classifier_path_for(directions_path, JUDGE_DIR)
 
 
 def _probe_shape(generator) -> list[int]:
@@ -972,12 +1097,17 @@ def compute_and_store_directions(saved_model_dir: str, train_files: Sequence[str
     if isinstance(config, Mapping):
         config = DirectionsConfig.from_dict(config)
     result = compute_directions(saved_model_dir, train_files, eval_files, config,
-                                export_classifier_to=default_classifier_dir(saved_model_dir))
+                                export_classifier_to=default_classifier_dir(saved_model_dir),
+                                export_judge_to=default_judge_dir(saved_model_dir))
     return write_directions(saved_model_dir, result), result
 
 
 def default_classifier_dir(saved_model_dir: str) -> str:
     return fileio.join(saved_model_dir, CLASSIFIER_DIR)
+
+
+def default_judge_dir(saved_model_dir: str) -> str:
+    return fileio.join(saved_model_dir, JUDGE_DIR)
 
 
 # -- reading ----------------------------------------------------------------------------------------------------------
@@ -1051,9 +1181,9 @@ def read_directions(path: str, z_dim: int | None = None) -> dict[str, Any]:
 
 def format_report(result: Mapping[str, Any]) -> str:
     """A text table: per direction (grouped by kind), held-out classifier accuracy, positive rates, and the score
-    change at each amount (the effect); then the success/leakage matrix."""
+    change at each amount (the effect); then the quality table (dcgan.edit_quality.format_quality)."""
     amounts = [a for a in result["amounts"] if a != 0]
-    head = (f"{'direction':<26} {'acc':>5} {'bal':>5} {'real+':>6} {'gen+':>6} "
+    head = (f"{'direction':<26} {'acc':>5} {'bal':>5} {'judge':>5} {'real+':>6} {'gen+':>6} "
             + " ".join(f"{a:>+6g}" for a in amounts)
             + f"   most entangled (at {_side_effect_amount(result['amounts']):+g})")
     lines = [head, "-" * len(head)]
@@ -1065,15 +1195,19 @@ def format_report(result: Mapping[str, Any]) -> str:
         c, rate, effect = attribute.get("classifier", {}), attribute.get("positive_rate", {}), entry["effect"]
         deltas = dict(zip(effect["amounts"], effect.get("delta", [None] * len(effect["amounts"]))))
         side = ", ".join(f"{k} {v:+.2f}" for k, v in effect["side_effects"].items())
-        lines.append(f"{name:<26} {pct(c.get('accuracy')):>5} {pct(c.get('balanced_accuracy')):>5} "
+        judge = (attribute.get("judge") or {}).get("balanced_accuracy")
+        lines.append(f"{name:<26} {pct(c.get('accuracy')):>5} {pct(c.get('balanced_accuracy')):>5} {pct(judge):>5} "
                      f"{pct(rate.get('real')):>6} {pct(rate.get('generated')):>6} "
                      + " ".join("     -" if deltas[a] is None else f"{deltas[a]:>+6.2f}" for a in amounts)
                      + f"   {side}")
     for name, reason in result.get("skipped", {}).items():
         lines.append(f"{name:<26} skipped: {reason}")
-    lines.append("acc/bal: accuracy / balanced accuracy on held-out real examples; real+/gen+: share with the "
+    lines.append("acc/bal: accuracy / balanced accuracy of the classifier on held-out real examples; judge: the "
+                 "judge's balanced accuracy on the same examples; real+/gen+: share with the "
                  "attribute (real data / generated); columns ±a: change of the mean classifier score after moving "
                  "fresh samples by a along the unit direction (SeFa: no attribute, see its side effects).")
-    if "quality" in result:
+    if "control" in result.get("quality", {}):  # documents written before the judge have another table
+        from dcgan.edit_quality import format_quality
+
         lines += ["", format_quality(result["quality"])]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import pytest
 
 from dcgan import directions as d
 
-AVATARS = 200  # 160 train + 40 eval, rendered at 32×32 (~3 s)
+AVATARS = 400  # 320 train (two halves of 160: the classifier's and the judge's) + 80 eval, 32×32 (~6 s)
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------------
@@ -39,13 +39,13 @@ def write_examples(folder: str, items, split: str) -> str:
 
 @pytest.fixture(scope="module")
 def avatar_examples(tmp_path_factory) -> str:
-    """An Examples directory of labelled avatars: Split-train (160) and Split-eval (40)."""
+    """An Examples directory of labelled avatars: Split-train (320) and Split-eval (80)."""
     from dcgan.avatars import iter_avatars
 
     folder = str(tmp_path_factory.mktemp("avatar_examples"))
     items = [(image, labels) for _, image, labels in iter_avatars(AVATARS, seed=0, size=32)]
-    write_examples(folder, items[:160], "train")
-    write_examples(folder, items[160:], "eval")
+    write_examples(folder, items[:320], "train")
+    write_examples(folder, items[320:], "eval")
     return folder
 
 
@@ -141,15 +141,23 @@ def test_dcgan_directions_writes_directions_json_beside_the_savedmodel(saved_mod
     assert "acc" in out and "Eyeglasses" in out and "-> " + os.path.join(saved_model, d.DIRECTIONS_FILE) in out
     doc = d.read_directions(os.path.join(saved_model, d.DIRECTIONS_FILE), z_dim=100)
     assert doc["format"] == d.FORMAT and doc["z_dim"] == 100 and doc["model"]["image_shape"] == [32, 32, 3]
-    assert doc["data"]["train_examples"] == 160 and doc["data"]["heldout_examples"] == 40
+    assert doc["data"]["train_examples"] == 320 and doc["data"]["heldout_examples"] == 80
     assert doc["data"]["heldout"].startswith("the eval split")
     assert doc["samples"]["fit_seed"] != doc["samples"]["eval_seed"], "effects must be measured on fresh samples"
-    assert doc["amounts"] == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+    assert doc["amounts"] == [-3.0, -2.0, -1.0, 0.0, 1.0, 1.5, 2.0, 2.5, 3.0]
+    # The classifier and the judge took disjoint halves of the 320 training avatars, another architecture and seed.
+    split = doc["data"]
+    assert split["classifier_examples"] + split["judge_examples"] == 320
+    assert 130 < split["judge_examples"] < 190, split
+    assert doc["judge"]["saved_model"] == d.JUDGE_DIR and doc["classifier"]["saved_model"] == d.CLASSIFIER_DIR
+    assert doc["judge"]["architecture"] != doc["classifier"]["architecture"]
+    assert doc["judge"]["seed"] != doc["classifier"]["seed"] and doc["judge"]["examples"] == split["judge_examples"]
     assert {"Eyeglasses", "Smiling", "Facial_Hair"} <= set(doc["attributes"])
-    assert "Bald" in doc["skipped"] and "too few" in doc["skipped"]["Bald"]  # 2 % of 160 faces: not enough
+    assert "Bald" in doc["skipped"] and "too few" in doc["skipped"]["Bald"]  # 6 of 320 faces: not enough
     for name, entry in doc["attributes"].items():
         assert np.linalg.norm(entry["normal"]) == pytest.approx(1.0, abs=1e-5), name
-        assert entry["classifier"]["n"] == 40 and 0 <= entry["classifier"]["accuracy"] <= 1
+        assert entry["classifier"]["n"] == 80 and 0 <= entry["classifier"]["accuracy"] <= 1
+        assert entry["judge"]["n"] == 80 and 0 <= entry["judge"]["balanced_accuracy"] <= 1, "same held-out examples"
         assert 0 < entry["positive_rate"]["real"] < 1 and 0 <= entry["positive_rate"]["generated"] <= 1
         assert doc["directions"][name]["kind"] == "mean_difference"
         assert doc["directions"][name + " · boundary"]["kind"] == "boundary"
@@ -161,7 +169,9 @@ def test_dcgan_directions_writes_directions_json_beside_the_savedmodel(saved_mod
         assert entry["effect"]["amounts"] == doc["amounts"] and set(entry["effect"]["prevalence"]) == set(
             doc["attributes"])
         if entry["kind"] != "sefa":
-            assert entry["effect"]["delta"][3] == 0.0 and len(entry["effect"]["mean_score"]) == 7
+            assert entry["effect"]["delta"][3] == 0.0 and len(entry["effect"]["mean_score"]) == 9
+            assert entry["suggested_amount"] in (1.0, 1.5, 2.0, 2.5, 3.0), name
+            assert len(entry["effect"]["churn"]) == 9 and entry["effect"]["churn"][3] == 0.0, name
         if entry["kind"] == "conditional":  # orthogonal to every normal it fixes
             assert entry["attribute"] not in entry["fixed"]
             for other in entry["fixed"]:
@@ -169,17 +179,58 @@ def test_dcgan_directions_writes_directions_json_beside_the_savedmodel(saved_mod
     n = len(doc["attributes"])
     assert kinds["mean_difference"] == kinds["boundary"] == n and kinds["sefa"] == 5
     assert doc["sefa"]["components"] == 5 and 0 < sum(doc["sefa"]["explained"]) <= 1
-    assert doc["quality"]["amount"] == 2.0 and set(doc["quality"]["rows"]) <= set(doc["attributes"])
-    assert "success / leakage after +2" in out
+    quality = doc["quality"]
+    assert quality["amount"] == 2.0 and quality["graded_by"] == "judge" and quality["fitted_with"] == "classifier"
+    assert quality["judged"] == d.judged_attributes(doc) and set(quality["rows"]) == set(quality["judged"])
+    assert quality["control"]["directions"] == 8 and quality["control"]["seed"] == doc["samples"]["control_seed"]
+    assert doc["control"]["by"] == "classifier" and set(doc["control"]["churn"]) == {"1", "1.5", "2", "2.5", "3"}
+    assert quality["goals"] == {"success": 0.85, "churn_ratio": 1.5} and quality["default_kind"] == "mean_difference"
+    for name, row in quality["rows"].items():
+        for kind, cell in row.items():
+            assert {"success", "churn", "churn_ratio", "agreement", "fit", "suggested"} <= set(cell), (name, kind)
+            assert cell["suggested"]["amount"] == doc["directions"][name + d.KIND_SUFFIX[kind]]["suggested_amount"]
+    assert "graded by the judge" in out and "random control: 8 random unit directions" in out
     # The exported classifier scores like the one that labelled the samples, without training code.
     classifier = d.AttributeClassifier(os.path.join(saved_model, d.CLASSIFIER_DIR))
     assert classifier.names == list(doc["attributes"]) and classifier.threshold == 0.5
+    judge = d.AttributeClassifier(os.path.join(saved_model, d.JUDGE_DIR))
+    assert judge.names == classifier.names and judge.info["role"] == "judge" and classifier.info["role"] == "classifier"
+    assert judge.info["classifier"]["Eyeglasses"] == doc["attributes"]["Eyeglasses"]["judge"]
     scores = classifier.scores(np.zeros((3, 32, 32, 3), np.float32))
     assert scores.shape == (3, n) and np.all((scores >= 0) & (scores <= 1))
     counts = np.array(classifier.info["cooccurrence"]["counts"])
-    assert counts.shape == (n, n, 2, 2) and counts[0, 0].sum() == 160  # every training avatar has every flag
-    # The classifier learned what glasses look like (held-out real avatars it never trained on).
+    assert counts.shape == (n, n, 2, 2) and counts[0, 0].sum() == 320  # every training avatar has every flag
+    # Both learned what glasses look like (held-out real avatars neither trained on).
     assert doc["attributes"]["Eyeglasses"]["classifier"]["balanced_accuracy"] > 0.75
+    assert doc["attributes"]["Eyeglasses"]["judge"]["balanced_accuracy"] > 0.75
+    # Measured afresh from the exported networks alone (bench/directions_quality.py), on other faces.
+    table = d.measure_quality(saved_model, samples=24, seed=77, control_directions=3)
+    assert table["graded_by"] == "judge" and table["control"]["directions"] == 3 and table["samples"] == 24
+    assert table["base_verdicts"].shape == (24, n) and table["names"] == classifier.names
+    assert set(table["rows"]) == set(quality["rows"])
+
+
+def test_the_judge_halves_are_disjoint_reproducible_and_independent_of_order():
+    keys = [f"example-{i}" for i in range(2000)]
+    half = d.judge_half(keys)
+    assert 0.45 < half.mean() < 0.55
+    np.testing.assert_array_equal(d.judge_half(keys[::-1]), half[::-1])
+    held = np.array([d._heldout_by_hash(k, 0.5) for k in keys])
+    assert 0.4 < np.mean(half == held) < 0.6, "another hash than the held-out rule's"
+
+
+def test_without_a_judge_the_classifier_trains_on_every_example_and_grades_itself(saved_model, avatar_examples,
+                                                                                   capsys):
+    from dcgan.cli import main
+
+    assert main(["directions", saved_model, "--data", avatar_examples, "--no-judge", "--samples", "200",
+                 "--eval-samples", "16", "--epochs", "1", "--min-steps", "20"]) == 0
+    assert "judge ->" not in capsys.readouterr().out
+    doc = d.read_directions(os.path.join(saved_model, d.DIRECTIONS_FILE))
+    assert "judge" not in doc and doc["data"]["classifier_examples"] == 320 and doc["data"]["judge_examples"] == 0
+    assert doc["quality"]["graded_by"] == "classifier" and not os.path.exists(os.path.join(saved_model, d.JUDGE_DIR))
+    for row in doc["quality"]["rows"].values():
+        assert all("fit" not in cell for cell in row.values())
 
 
 def test_dcgan_directions_explains_data_without_labels(saved_model, tmp_path, capsys, image_folder):
@@ -261,7 +312,8 @@ def test_trainer_computes_directions_right_after_the_export(tmp_path, avatar_exa
     run_fn(fn_args)
     path = os.path.join(fn_args.serving_model_dir, d.DIRECTIONS_FILE)
     doc = d.read_directions(path, z_dim=100)
-    assert doc["config"]["samples"] == 200 and doc["data"]["heldout_examples"] == 40
+    assert doc["config"]["samples"] == 200 and doc["data"]["heldout_examples"] == 80
+    assert os.path.isfile(os.path.join(fn_args.serving_model_dir, d.JUDGE_DIR, "saved_model.pb"))
     with open(os.path.join(fn_args.serving_model_dir, "assets.extra", SUMMARY_FILE)) as f:
         assert json.load(f)["directions"] == path
 

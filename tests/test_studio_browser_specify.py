@@ -77,3 +77,28 @@ def test_sliders_are_listed_per_kind_and_a_conditional_slider_moves_the_face(pag
     page.eval_on_selector(slider, "e => { e.value = 2; e.dispatchEvent(new Event('input')); }")
     wait_js(page, "document.getElementById('face-big').src !== arg", old, what="the face to move")
     assert name in page.inner_text("[data-testid=face-caption]")
+
+
+def test_each_slider_shows_its_judge_badge_and_a_click_moves_it_to_the_suggested_step(page, studio, served,  # noqa: F811
+                                                                                      artifacts_dir):
+    open_studio(page, studio.url)
+    select_face(page, 0)
+    slider = "[data-testid=slider][data-direction='Bright']"
+    page.wait_for_selector(slider, state="attached")
+    badge = page.locator(".slider[data-direction='Bright'] [data-testid=quality-badge]")
+    at = served.quality["rows"]["Bright"]["mean_difference"]["suggested"]  # the judge's figures at the step, +1
+    passed = at["success"] >= 0.85 and at["churn_ratio"] <= 1.5
+    assert badge.inner_text() == (f"{'✓' if passed else '✗'} judge {at['success']:.2f} at +1 · churn "
+                                  f"{at['churn_ratio']:.1f}× random")
+    assert badge.get_attribute("class") == "badge " + ("pass" if passed else "fail")
+    title = badge.get_attribute("title")
+    assert "independent judge" in title and "goals: success ≥ 0.85, churn ≤ 1.5× random" in title
+    assert page.get_attribute(slider, "data-suggested") == "1"
+    assert page.locator(".slider[data-direction='Never'] [data-testid=quality-badge]").count() == 0
+    assert page.locator(".slider[data-direction='SeFa 1'] [data-testid=quality-badge]").count() == 0
+    old = page.get_attribute("[data-testid=face-big]", "src")
+    badge.click()
+    assert page.input_value(slider) == "1"
+    wait_js(page, "document.getElementById('face-big').src !== arg", old, what="the face to move to the step")
+    assert "Bright +1" in page.inner_text("[data-testid=face-caption]")
+    page.locator("#sliders").screenshot(path=os.path.join(artifacts_dir, "studio-quality-badge.png"))

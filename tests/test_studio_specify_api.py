@@ -3,7 +3,10 @@ with a real exported attribute classifier whose answer the test can recompute fr
 value above the tiny faces' median), "Warm" (red minus blue above its median), "Never" (always no). The classifier
 is a hand-weighted Keras model exported with dcgan.directions.export_attribute_classifier, so every face the API
 returns can be checked against its own PNG, independently of the classifier. Bad input: unknown attributes,
-contradictions (the same attribute twice; a pair never seen together in the labelled data), unsatisfiable."""
+contradictions (the same attribute twice; a pair never seen together in the labelled data), unsatisfiable.
+An exported judge of the same kind with other thresholds grades the stored directions
+(dcgan.directions.measure_quality): its quality table is recomputed here from the pixels, and each slider's badge in
+/api/directions is read from it."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from serving_helpers import MODEL, add_version, running_server, write_config
 from test_studio_api import Z_DIM, error, ok, pixels, studio_client, visible_tiny_model
 
 from dcgan import directions as d
+from dcgan import edit_quality as q
 from dcgan.latent import z_from_seeds
 
 NAMES = ["Bright", "Warm", "Never"]
@@ -28,6 +32,10 @@ def features(images_unit: np.ndarray) -> np.ndarray:
     """[N, 2]: mean pixel value, mean red − mean blue (images in [-1, 1])."""
     m = images_unit.mean(axis=(1, 2))
     return np.stack([m.mean(1), m[:, 0] - m[:, 2]], 1)
+
+
+JUDGE_OFFSETS = np.array([0.004, -0.004])  # the judge's thresholds: the classifier's medians moved a little
+SUGGESTED = {"Bright": 1.0, "Warm": 2.0, "Never": 2.0}  # the sliders' suggested steps (Bright's: another pass)
 
 
 def build_scorer(medians: np.ndarray):
@@ -64,15 +72,18 @@ def directions_v2(rng: np.random.Generator) -> dict:
                             "positive_rate": {"real": 0.5, "generated": 0.5}}
         effect = {"amounts": [0.0, 2.0], "mean_score": [0.5, 0.8], "delta": [0.0, 0.3], "positive_rate": [0.5, 0.9],
                   "side_effects_at": 2.0, "side_effects": {}, "prevalence": {n: [0.5, 0.5] for n in NAMES}}
-        directions[name] = {"kind": "mean_difference", "attribute": name, "vector": normal.tolist(), "effect": effect}
+        attributes[name]["judge"] = {"n": 40, "balanced_accuracy": 0.95 if name != "Never" else 0.5}
+        directions[name] = {"kind": "mean_difference", "attribute": name, "vector": normal.tolist(), "effect": effect,
+                            "suggested_amount": SUGGESTED[name]}
         directions[name + " · boundary"] = {"kind": "boundary", "attribute": name, "vector": normal.tolist(),
-                                            "effect": effect}
+                                            "effect": effect, "suggested_amount": SUGGESTED[name]}
     sefa = rng.standard_normal(Z_DIM)
     directions["SeFa 1"] = {"kind": "sefa", "attribute": None, "vector": (sefa / np.linalg.norm(sefa)).tolist(),
                             "effect": {"amounts": [0.0, 2.0], "side_effects_at": 2.0, "side_effects": {"Warm": 0.2},
                                        "prevalence": {n: [0.5, 0.5] for n in NAMES}}}
     return {"format": d.FORMAT, "z_dim": Z_DIM, "amounts": [0.0, 2.0], "attributes": attributes,
-            "directions": directions, "method": {}, "classifier": {}, "data": {}}
+            "directions": directions, "method": {}, "classifier": {}, "data": {},
+            "config": {"quality_amount": 2.0, "control_directions": 4, "success_goal": 0.85, "churn_ratio_goal": 1.5}}
 
 
 def specify_model(root, saved_model: str) -> SimpleNamespace:
@@ -93,12 +104,20 @@ def specify_model(root, saved_model: str) -> SimpleNamespace:
             counts[i, j] = [[100, 100], [100, 100]] if i != j else [[200, 0], [0, 200]]
     counts[0, 1] = [[140, 130], [130, 0]]
     counts[1, 0] = counts[0, 1].T
-    d.export_attribute_classifier(build_scorer(medians), NAMES, d.default_classifier_dir(version), {
-        "threshold": 0.5, "image_shape": [32, 32, 3], "reliable": ["Bright", "Warm"],
-        "classifier": {n: {"balanced_accuracy": 0.9} for n in NAMES},
-        "cooccurrence": {"n": [[200, 200]] * 3, "counts": counts.tolist()}})
+    info = {"threshold": 0.5, "image_shape": [32, 32, 3], "reliable": ["Bright", "Warm"],
+            "classifier": {n: {"balanced_accuracy": 0.9} for n in NAMES},
+            "cooccurrence": {"n": [[200, 200]] * 3, "counts": counts.tolist()}}
+    d.export_attribute_classifier(build_scorer(medians), NAMES, d.default_classifier_dir(version), info)
+    d.export_attribute_classifier(build_scorer(medians + JUDGE_OFFSETS), NAMES, d.default_judge_dir(version),
+                                  {**info, "role": "judge"})
+    # The stored quality table, as the directions step stores it: graded by the judge on fresh faces.
+    doc = d.read_directions(os.path.join(version, d.DIRECTIONS_FILE))
+    quality = d.measure_quality(version, samples=64, seed=500)
+    for key in ("base_verdicts", "names", "base_prevalence", "samples", "seed"):
+        quality.pop(key)
+    d.write_directions(version, {**doc, "quality": quality})
     config = write_config(str(root / "models.config"), [{"name": MODEL, "base_path": base, "policy": "all"}])
-    return SimpleNamespace(base=base, config=config, medians=medians, version_dir=version)
+    return SimpleNamespace(base=base, config=config, medians=medians, version_dir=version, quality=quality)
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------------------
@@ -236,6 +255,63 @@ def test_directions_are_listed_with_their_kind_and_attribute_facts(api):
     moved = ok(api.post("/api/move", json={"z": z_from_seeds([1], Z_DIM)[0].tolist(),
                                            "moves": [{"direction": "SeFa 1", "amount": 1.5}]}))
     assert moved["moves"] == [{"direction": "SeFa 1", "amount": 1.5}]
+
+
+# -- the judge's quality table and the sliders' badges ---------------------------------------------------------------
+def verdicts_from_pixels(version_dir: str, z: np.ndarray, medians: np.ndarray) -> np.ndarray:
+    """bool [N, 2]: Bright, Warm of the generator's faces of z, from their pixels (not from any classifier)."""
+    from dcgan.export import LoadedGenerator
+    from dcgan.images import to_uint8
+
+    pictures = to_uint8(LoadedGenerator(version_dir).images(z.astype(np.float32)))
+    return features(pictures.astype(np.float32) / 127.5 - 1.0) >= medians
+
+
+def test_the_judges_quality_table_is_what_the_pixels_say(served):
+    """measure_quality with the real exported generator, classifier and judge: success by the judge and by the
+    classifier, their agreement, churn (the only other judged attribute is Warm), the random control's churn and
+    the ratio, and the suggested step's figures, each recomputed from the faces' pixels with the two sets of
+    thresholds. One face lying right at a threshold may go either way (float32 sums): the tolerance is one face."""
+    table, one_face = served.quality, 1 / 64 + 1e-9
+    doc = d.read_directions(os.path.join(served.version_dir, d.DIRECTIONS_FILE))
+    assert table["graded_by"] == "judge" and table["judged"] == ["Bright", "Warm"], "Never: judge at 0.5"
+    judge, classifier = served.medians + JUDGE_OFFSETS, served.medians
+    z = np.random.default_rng(500).standard_normal((64, Z_DIM))
+    v = np.asarray(doc["directions"]["Bright"]["vector"])
+    base = verdicts_from_pixels(served.version_dir, z, judge)
+    for step, cell in ((2.0, table["rows"]["Bright"]["mean_difference"]),
+                       (1.0, table["rows"]["Bright"]["mean_difference"]["suggested"])):
+        moved = verdicts_from_pixels(served.version_dir, z + step * v, judge)
+        moved_fit = verdicts_from_pixels(served.version_dir, z + step * v, classifier)
+        assert cell["success"] == pytest.approx(moved[:, 0].mean(), abs=one_face)
+        assert cell["fit"]["success"] == pytest.approx(moved_fit[:, 0].mean(), abs=one_face)
+        assert cell["agreement"] == pytest.approx(np.mean(moved[:, 0] == moved_fit[:, 0]), abs=one_face)
+        assert cell["churn"] == pytest.approx(np.mean(moved[:, 1] != base[:, 1]), abs=one_face)
+        control = q.random_unit_directions(4, Z_DIM, seed=501)  # measure_quality's control: seed + 1
+        churn = np.mean([np.mean(verdicts_from_pixels(served.version_dir, z + step * c, judge)[:, 1] != base[:, 1])
+                         for c in control])
+        stored = table["control"] if step == 2.0 else table["control_at"]["1"]
+        assert stored["churn"]["Bright"] == pytest.approx(churn, abs=one_face)
+        assert cell["churn_ratio"] == pytest.approx(cell["churn"] / stored["churn"]["Bright"], abs=1e-3)
+    assert table["rows"]["Bright"]["mean_difference"]["suggested"]["amount"] == 1.0
+    assert table["control"]["directions"] == 4 and set(table["control_at"]) == {"1", "2"}
+
+
+def test_each_slider_carries_its_quality_badge_read_from_the_judges_table(api, served):
+    listed = {x["name"]: x for x in ok(api.get("/api/directions"))["directions"]}
+    table = served.quality
+    for name, attribute, kind in (("Bright", "Bright", "mean_difference"), ("Warm · boundary", "Warm", "boundary")):
+        cell = table["rows"][attribute][kind]
+        at = cell["suggested"]
+        badge = listed[name]["badge"]
+        assert listed[name]["suggested_amount"] == at["amount"] == SUGGESTED[attribute]
+        assert badge["graded_by"] == "judge" and badge["amount"] == at["amount"]
+        assert badge["success"] == at["success"] and badge["churn_ratio"] == at["churn_ratio"]
+        assert badge["fit_success"] == at["fit"]["success"] and badge["agreement"] == at["agreement"]
+        assert badge["goals"] == {"success": 0.85, "churn_ratio": 1.5}
+        assert badge["meets_goals"] == (at["success"] >= 0.85 and at["churn_ratio"] <= 1.5)
+    assert listed["Never"]["badge"] is None, "an attribute the judge cannot judge has no badge"
+    assert listed["SeFa 1"]["badge"] is None
 
 
 @pytest.mark.parametrize("body, code, message", [

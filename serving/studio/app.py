@@ -238,6 +238,8 @@ async def directions(backend: Backend, target: QueryTarget) -> dict[str, Any]:
     out = envelope(resolved, available=found["available"], source=found["source"], path=found["path"],
                    note=found["note"], directions=[], amount_range=[-3.0, 3.0])
     if found["available"]:
+        from dcgan.edit_quality import badge
+
         doc = found["document"]
         top = max([abs(float(a)) for a in doc.get("amounts", [])] + [1.0])
         out.update(amount_range=[-top, top], method=doc.get("method"), created_at=doc.get("created_at"),
@@ -248,7 +250,10 @@ async def directions(backend: Backend, target: QueryTarget) -> dict[str, Any]:
                    directions=[{"name": name, **{k: v for k, v in doc["attributes"].get(entry.get("attribute") or "",
                                                                                         {}).items()
                                                  if k not in ("vector", "normal")},
-                                **{k: v for k, v in entry.items() if k != "vector"}}
+                                **{k: v for k, v in entry.items() if k != "vector"},
+                                # the slider's quality badge: graded by the judge at its suggested step, churn
+                                # relative to random directions moved as far (dcgan.edit_quality.badge)
+                                "badge": badge(doc.get("quality"), entry.get("attribute"), entry["kind"])}
                                for name, entry in doc["directions"].items()],
                    attributes=[{"name": n, "reliable": e.get("reliable", True), "boundary": "normal" in e}
                                for n, e in doc["attributes"].items()])

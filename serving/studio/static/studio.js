@@ -430,7 +430,8 @@ async function loadDirections() {
     state.amountRange = data.amount_range || [-3, 3];
     // Sliders listed per kind (mean difference, boundary, conditional, SeFa); see specify.js for conditional ones.
     const order = ["mean_difference", "boundary", "conditional", "sefa"];
-    const attributes = (data.directions || []).map((d) => ({ name: d.name, kind: "attribute", group: d.kind || "mean_difference", info: directionInfo(d) }))
+    const attributes = (data.directions || []).map((d) => ({ name: d.name, kind: "attribute", group: d.kind || "mean_difference", info: directionInfo(d),
+                                                             badge: d.badge || null, suggested: d.suggested_amount ?? null }))
       .sort((a, b) => order.indexOf(a.group) - order.indexOf(b.group));
     state.directions = [...attributes, ...custom];
     document.dispatchEvent(new CustomEvent("studio:directions", { detail: data }));
@@ -470,6 +471,38 @@ function directionInfo(d) {
   return { text: parts.join(" · "), tip: tip.join("\n") };
 }
 
+function qualityBadge(d, input) {
+  // The slider's quality badge (dcgan.edit_quality.badge): success by the independent judge at the suggested step
+  // and churn relative to random directions moved as far; a click moves the slider to that step.
+  const b = d.badge;
+  if (!b || b.success === null || b.success === undefined) return null;
+  const el = document.createElement("span");
+  el.setAttribute("data-testid", "quality-badge");
+  const step = b.amount !== null && b.amount !== undefined ? `${b.amount > 0 ? "+" : ""}${b.amount}` : "";
+  if (b.churn_ratio === undefined) {  // a table from before the judge: its own classifier, no control
+    el.className = "badge unknown";
+    el.textContent = `own classifier ${b.success.toFixed(2)} at ${step}`;
+    el.title = `Success ${b.success} at ${step}, graded by the classifier that fitted this direction (no independent judge), net leakage ${b.leakage}.`;
+    return el;
+  }
+  const ratio = b.churn_ratio === null ? "?" : `${b.churn_ratio.toFixed(1)}×`;
+  el.className = "badge " + (b.meets_goals === true ? "pass" : b.meets_goals === false ? "fail" : "unknown");
+  el.textContent = `${b.meets_goals === true ? "✓" : b.meets_goals === false ? "✗" : "?"} judge ${b.success.toFixed(2)} at ${step} · churn ${ratio} random`;
+  const g = b.goals || {};
+  el.title = [
+    `Graded by the independent ${b.graded_by} (another network trained on other examples; it did not fit this direction), on fresh faces moved ${step}:`,
+    `success ${b.success} (the classifier that fitted it: ${b.fit_success ?? "-"}; the two agree on ${b.agreement ?? "-"} of the faces)` +
+      (b.ceiling ? `, ${b.of_ceiling ?? "-"} of the linear ceiling ${b.ceiling}` : ""),
+    `churn ${b.churn}: share of faces whose verdict on another attribute flips — ${ratio} what random directions moved as far do`,
+    `goals: success ≥ ${g.success ?? "-"}, churn ≤ ${g.churn_ratio ?? "-"}× random. Click: move the slider to ${step}.`,
+  ].join("\n");
+  el.addEventListener("click", () => {
+    input.value = b.amount;
+    input.dispatchEvent(new Event("input"));
+  });
+  return el;
+}
+
 function renderSliders() {
   const box = $("sliders");
   const [lo, hi] = state.amountRange;
@@ -507,6 +540,17 @@ function renderSliders() {
     info.textContent = details.text;
     row.title = details.tip;
     row.append(label, input, out, info);
+    if (d.suggested !== null && d.suggested !== undefined) {  // a tick at the suggested step
+      const ticks = document.createElement("datalist");
+      ticks.id = `ticks-${i}`;
+      ticks.append(Object.assign(document.createElement("option"), { value: 0 }),
+                   Object.assign(document.createElement("option"), { value: d.suggested, label: "suggested" }));
+      input.setAttribute("list", ticks.id);
+      input.dataset.suggested = d.suggested;
+      row.append(ticks);
+    }
+    const quality = qualityBadge(d, input);
+    if (quality) info.append(" ", quality);
     if (d.kind === "custom") {
       const x = document.createElement("button");
       x.type = "button"; x.className = "remove"; x.textContent = "remove";
