@@ -26,14 +26,14 @@ cd "$(dirname "$0")/.."
 
 ROOT=${DCGAN_CURRENT_ROOT:-/var/cache/dcgan/trixie-current}
 . scripts/root_session.sh
-HOST=0
-if [ "${1:-}" = --host ]; then HOST=1; shift; fi
+HOST=0 host_flag=()
+if [ "${1:-}" = --host ]; then HOST=1 host_flag=(--host); shift; fi
 [ "$#" -gt 0 ] || set -- make test
 root_session_require_root in_current_root
 
 WORKNAME=${DCGAN_CURRENT_WORK:-dcgan}
 case "$WORKNAME" in */*|.*|"") echo "in_current_root: DCGAN_CURRENT_WORK must be a plain name" >&2; exit 2 ;; esac
-root_session_namespace "$PWD/scripts/in_current_root.sh" $([ "$HOST" = 1 ] && echo --host) "$@"
+root_session_namespace "$PWD/scripts/in_current_root.sh" "${host_flag[@]}" "$@"
 # Exactly what README tells Debian 13 users to install (chromium and rclone: apt-get below, as `make test` does on a
 # host; debootstrap cannot configure chromium). A change of the list changes debian_root.sh's stamp: the root is rebuilt.
 PACKAGES=$(scripts/prerequisites.sh "Debian 13" | tr ' ' ,)
