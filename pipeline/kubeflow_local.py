@@ -420,7 +420,7 @@ def _run_container(name: str, task: Mapping[str, Any], component: Mapping[str, A
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.kubeflow_local", description=__doc__.split("\n\n")[0])
-    parser.add_argument("job", help="PipelineJob JSON written by `dcgan pipeline compile --kubeflow`")
+    parser.add_argument("job", help="PipelineJob JSON written by `dcgan pipeline compile --kubeflow --target vertex`")
     parser.add_argument("--docker", default="docker", help="docker client command (default: docker)")
     parser.add_argument("--env", action="append", default=[],
                         help="environment variable passed into every task: NAME (its value here) or NAME=VALUE")

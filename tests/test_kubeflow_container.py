@@ -143,6 +143,26 @@ def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_g
     assert pushed2["pushed"] == 1 and pushed2["pushed_destination"] != version_dir
 
 
+def test_the_kfp_client_reads_the_package_as_the_readme_uploads_it(tmp_path):
+    """`kfp.Client().create_run_from_pipeline_package("pipeline.yaml")` (README) first reads the package with the
+    client's own loader (kfp 2.17.3 here): `.yaml` accepted, the document parsed as a PipelineSpec. The HTTP call
+    after it needs a KFP API server, which no machine here has. The Vertex file is refused by the same loader."""
+    root = str(tmp_path / "root")
+    spec_path = str(tmp_path / "pipeline.yaml")
+    _compile(root, spec_path)
+    job_path = str(tmp_path / "pipeline.json")
+    _compile(root, job_path, "--target", "vertex")
+    script = ("import sys\nfrom kfp.client.client import _extract_pipeline_yaml\n"
+              "doc = _extract_pipeline_yaml(sys.argv[1])\n"
+              "print(doc.pipeline_spec.pipeline_info.name, doc.pipeline_spec.schema_version, "
+              "len(doc.pipeline_spec.root.dag.tasks))\n")
+    r = subprocess.run([KFP_PYTHON, "-c", script, spec_path], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["dcgan-faces", "2.1.0", "5"]
+    refused = subprocess.run([KFP_PYTHON, "-c", script, job_path], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "should end with one of the following formats" in refused.stderr
+
+
 def test_a_failing_task_fails_the_kfp_local_run_naming_the_task(tmp_path):
     root = str(tmp_path / "root")
     os.makedirs(root)
