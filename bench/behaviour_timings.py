@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args(argv)
-    results: dict = {"loadavg_before": os.getloadavg(), "cpus": os.cpu_count(), "rows": []}
+    from dcgan.runtime import machine_line
+
+    print(machine_line(), flush=True)
+    results: dict = {"machine": machine_line(), "loadavg_before": os.getloadavg(), "cpus": os.cpu_count(), "rows": []}
     for measure in (avatar_render, pixel_bomb, cli_help, studio_dead_server):
         row = measure()
         row["ratio_to_budget"] = row["seconds"] / row["budget_s"]

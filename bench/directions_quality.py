@@ -51,6 +51,9 @@ def main() -> int:
     args = parser.parse_args()
     from dcgan.directions import measure_quality
     from dcgan.edit_quality import format_quality
+    from dcgan.runtime import machine_line
+
+    print(machine_line(), flush=True)
 
     path = args.saved_model_dir or newest_model()
     started, load = time.monotonic(), os.getloadavg()[0]

@@ -134,16 +134,19 @@ def main() -> None:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, REPO)
+    from dcgan.runtime import enable_onednn
+
+    enable_onednn()  # before TensorFlow: oneDNN on every x86 CPU
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # several extractors trace the same function: TF's retracing notice is moot
 
     from dcgan.metrics import inception as inc
     from dcgan.metrics import scores
+    from dcgan.runtime import machine_line
 
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-          f"TensorFlow {tf.__version__}", flush=True)
+    print(machine_line(), flush=True)
     batch = args.batch_size or inc.DEFAULT_BATCH_SIZE
 
     with tempfile.TemporaryDirectory() as workdir:

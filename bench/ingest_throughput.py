@@ -72,6 +72,9 @@ def make_photos(folder: str, n: int, seed: int = 0) -> str:
 
 def loop(config, out_dir: str, detection_batch: int) -> tuple[int, float]:
     """The same per-item work as the pipeline, in one process, without Beam. Returns (written, seconds)."""
+    from dcgan.runtime import enable_onednn
+
+    enable_onednn()  # before TensorFlow: oneDNN on every x86 CPU
     import tensorflow as tf
 
     from components.ingest import sources
@@ -137,6 +140,9 @@ def main() -> int:
 
     from components.ingest.config import IngestConfig
     from dcgan import faces
+    from dcgan.runtime import machine_line
+
+    print(machine_line(), flush=True)
 
     work = args.keep or tempfile.mkdtemp(prefix="ingest-bench-")
     w = args.workers

@@ -164,7 +164,9 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.data) != len(args.run):
         parser.error("give one --data per --run")
-    print(f"load average at start: {os.getloadavg()}")
+    from dcgan.runtime import machine_line
+
+    print(machine_line(), flush=True)
     print(HEADER)
     rows = []
     for i, (run, data) in enumerate(zip(args.run, args.data)):

@@ -47,9 +47,12 @@ def main() -> int:
     args = parser.parse_args()
     from serving_helpers import MODEL, add_version, running_server, write_config
 
+    from dcgan.runtime import machine_line
     from serving.client import ServingClient
     from serving.config_store import open_store
     from serving.rollout.labels import Rollout
+
+    print(machine_line(), flush=True)
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as files:
         if args.store == "s3":

@@ -92,6 +92,9 @@ class Server:
 def batch1_latency(model_dir: str, target: str, rest_port: int, requests: int, warmup: int) -> dict:
     """In-process SavedModel call, gRPC Predict and REST :predict, interleaved call by call so that all three see
     the same machine load; each includes turning numpy into the request and the response back into numpy."""
+    from dcgan.runtime import enable_onednn
+
+    enable_onednn()  # before TensorFlow: oneDNN on every x86 CPU
     import tensorflow as tf
 
     from serving.client import ServingClient
@@ -186,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     work = tempfile.mkdtemp(prefix="dcgan-bench-serving-")
-    results: dict = {"config": vars(args), "loadavg_before": os.getloadavg(), "cpus": os.cpu_count()}
+    from dcgan.runtime import machine_line
+
+    print(machine_line(), flush=True)
+    results: dict = {"machine": machine_line(), "config": vars(args), "loadavg_before": os.getloadavg(),
+                     "cpus": os.cpu_count()}
     try:
         print(f"exporting a {args.size}x{args.size} ngf={args.ngf} generator ...", flush=True)
         model_dir = export_model(work, args.size, args.ngf)

@@ -26,6 +26,9 @@ ROOT_REPO = os.environ.get("DCGAN_CURRENT_REPO", "/work/dcgan")  # the repo copy
 def worker_fid(args: argparse.Namespace) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, os.path.join(REPO, "bench"))
+    from dcgan.runtime import enable_onednn
+
+    enable_onednn()  # before TensorFlow: oneDNN on every x86 CPU
     import tensorflow as tf
     from fid_throughput import make_images
 
@@ -91,8 +94,10 @@ def main() -> None:
     make_data(os.path.join(root, args.data.lstrip("/")), args.size)
     stacks = ("legacy", "current")
     results: dict[tuple[str, str], list[float]] = {(s, w): [] for s in stacks for w in ("train", "fid")}
-    load = os.getloadavg()
-    print(f"bench: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; train {args.size}², "
+    from dcgan.runtime import machine_line
+
+    print(f"{machine_line()} (legacy, on the host)", flush=True)
+    print(f"bench: train {args.size}², "
           f"batch {args.batch}, {args.steps} steps; FID {args.images} images of {args.size}²", flush=True)
     for r in range(args.rounds):
         for what in ("train", "fid"):

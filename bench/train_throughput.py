@@ -87,6 +87,9 @@ def worker_ours(args: argparse.Namespace) -> dict:
 
 def worker_matmul(args: argparse.Namespace) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from dcgan.runtime import enable_onednn
+
+    enable_onednn()  # before TensorFlow: oneDNN on every x86 CPU
     import tensorflow as tf
 
     n = 2048
@@ -103,8 +106,9 @@ def worker_matmul(args: argparse.Namespace) -> dict:
 
 
 # -- driver -----------------------------------------------------------------------------------------------------------
-def _run(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": REPO, **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -139,8 +143,9 @@ def main() -> None:
     p.add_argument("--intra", type=int, default=0)
     p.add_argument("--inter", type=int, default=0)
     p.add_argument("--unfused-bn", action="store_true")
-    p.add_argument("--variants", default="unfused_bn,threads_2_1,bf16",
-                   help="extra rows of ours: unfused_bn, threads_2_1, bf16 (comma-separated, '' for none)")
+    p.add_argument("--variants", default="eigen,unfused_bn,threads_2_1,bf16",
+                   help="extra rows of ours: eigen (oneDNN off: TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's default on "
+                        "AVX2-only CPUs), unfused_bn, threads_2_1, bf16 (comma-separated, '' for none)")
     p.add_argument("--data")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
@@ -158,18 +163,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(os.path.join(tmp, "data"), args.size)
         ours = [sys.executable, __file__, "--worker", "ours", "--data", data, *common]
-        variants = {
-            "ours (fp32)": ours,
-            "ours, Keras unfused BN": ours + ["--unfused-bn"],
-            "ours, intra=2 inter=1": ours + ["--intra", "2", "--inter", "1"],
-            "ours, mixed_bfloat16": ours + ["--precision", "mixed_bfloat16"],
+        eigen = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+        variants = {  # name: (command, environment)
+            "ours (fp32)": (ours, None),
+            "ours, oneDNN off (Eigen)": (ours, eigen),
+            "ours, Keras unfused BN": (ours + ["--unfused-bn"], None),
+            "ours, intra=2 inter=1": (ours + ["--intra", "2", "--inter", "1"], None),
+            "ours, mixed_bfloat16": (ours + ["--precision", "mixed_bfloat16"], None),
         }
-        wanted = {"unfused_bn": "ours, Keras unfused BN", "threads_2_1": "ours, intra=2 inter=1",
-                  "bf16": "ours, mixed_bfloat16"}
+        wanted = {"eigen": "ours, oneDNN off (Eigen)", "unfused_bn": "ours, Keras unfused BN",
+                  "threads_2_1": "ours, intra=2 inter=1", "bf16": "ours, mixed_bfloat16"}
         keep = {"ours (fp32)"} | {wanted[v] for v in args.variants.split(",") if v}
-        runs = {name: cmd for name, cmd in variants.items() if name in keep}
-        runs["PyTorch 2.13 reference (fp32)"] = [TORCH_PY, os.path.join(REPO, "bench", "torch_dcgan_reference.py"),
-                                                 *common]
+        runs = {name: run for name, run in variants.items() if name in keep}
+        runs["PyTorch 2.13 reference (fp32)"] = ([TORCH_PY, os.path.join(REPO, "bench", "torch_dcgan_reference.py"),
+                                                  *common], None)
+        from dcgan.runtime import machine_line
+
+        print(machine_line(), flush=True)
         print(f"bench: {args.size}x{args.size}, ngf={args.ngf}, ndf={args.ndf}, batch {args.batch}, "
               f"{args.rounds} rounds x {args.steps} steps; {_load()}", flush=True)
         results: dict[str, list[float]] = {name: [] for name in runs}
@@ -177,7 +187,7 @@ def main() -> None:
         for r in range(args.rounds):
             order = list(runs) if r % 2 == 0 else list(reversed(runs))
             for name in order:
-                results[name].append(_run(runs[name])["images_per_sec"])
+                results[name].append(_run(*runs[name])["images_per_sec"])
                 print(f"  round {r + 1}: {name:32s} {results[name][-1]:7.1f} img/s  ({_load()})", flush=True)
             matmul.append(_run([sys.executable, __file__, "--worker", "matmul"])["gflops"])
     peak = statistics.median(matmul)
@@ -196,10 +206,11 @@ def main() -> None:
     for row in rows:
         print(f"| {row['implementation']} | {row['images_per_sec']:.1f} | {row['gflop_per_image']:.2f} | "
               f"{row['gflops']:.0f} | {100 * row['of_matmul']:.0f}% | {row['vs_pytorch']:.2f}x |")
-    print(f"\nTF fp32 2048² matmul: {peak:.0f} GFLOP/s (median of {len(matmul)}); {_load()}")
+    print(f"\nTF fp32 2048² matmul (oneDNN as above): {peak:.0f} GFLOP/s (median of {len(matmul)}); {_load()}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "matmul_gflops": matmul, "args": vars(args)}, f, indent=2)
+            json.dump({"machine": machine_line(), "rows": rows, "matmul_gflops": matmul, "args": vars(args)}, f,
+                      indent=2)
 
 
 if __name__ == "__main__":

@@ -98,8 +98,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         trainer.hooks += training_hooks(trainer.config, trainer.data, trainer.sample)
     d = trainer.data
+    from dcgan.runtime import describe_tensorflow
+
     print(f"data: {d.source.description}, {d.num_examples} usable images ({d.mode} mode), "
-          f"{len(d.rejected)} skipped", file=sys.stderr)
+          f"{len(d.rejected)} skipped; {describe_tensorflow()}", file=sys.stderr)
     result = trainer.train()
     print(f"trained {result.run_dir} to step {result.step}: d_loss={result.d_loss:.4f} g_loss={result.g_loss:.4f} "
           f"({result.images_per_sec:.1f} img/s); checkpoint {result.checkpoint}")
@@ -133,6 +135,33 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 MAX_SEED = 2**63 - 1
+
+
+# -- env ---------------------------------------------------------------------------------------------------------------
+def _add_env(sub) -> None:
+    p = sub.add_parser("env", help="this machine for bug reports and benchmarks: CPU, ISA, oneDNN, stack, load",
+                       description="Print the CPU model, its ISA flags (AVX2, AVX-512, BF16, AMX), the cores this "
+                                   "process may use, the load average, the stack and whether TensorFlow runs its "
+                                   "oneDNN kernels (as TensorFlow reports it).")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_env)
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from dcgan.runtime import machine_facts
+
+    facts = machine_facts()
+    if args.json:
+        import json
+
+        print(json.dumps(facts, indent=2))
+    else:
+        width = max(len(k) for k in facts) + 1
+        for key, value in facts.items():
+            shown = " ".join(str(v) for v in value) if isinstance(value, list) else value
+            print(f"{key + ':':<{width}} {shown}")
+    return 0
 
 
 def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -373,7 +402,7 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     return 0
 
 
-BUILTIN: list[Callable] = [_add_train, _add_sample, _add_visualize, _add_export, _add_directions]
+BUILTIN: list[Callable] = [_add_train, _add_sample, _add_visualize, _add_export, _add_directions, _add_env]
 
 
 def build_parser() -> argparse.ArgumentParser:
