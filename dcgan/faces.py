@@ -11,7 +11,8 @@ Three crop modes, one per kind of input:
 * `none` — images that are already square crops: resized only.
 
 The detector is loaded lazily, once per process (`get_detector`), from the weights the `mtcnn` package ships; its
-three networks run as `tf.function`s on a fixed-size detection canvas, so batches of any photos share one trace.
+three networks run as `tf.function`s on a fixed-size detection canvas, so any photos share one trace; each photo gets
+its own pass (`FaceDetector.detect`), so its crop does not depend on what it was batched with.
 """
 
 from __future__ import annotations
@@ -207,25 +208,30 @@ class FaceDetector:
         return canvas, scale, left, top
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float = 0.0) -> list[list[Face]]:
-        """Faces (source-pixel coordinates) in each of `images` (H×W×3 uint8), one batched MTCNN pass."""
-        if not images:
-            return []
-        placed = [self._to_canvas(im) for im in images]
-        batch = np.stack([p[0] for p in placed]).astype(np.float32)
+        """Faces (source-pixel coordinates) in each of `images` (H×W×3 uint8), one MTCNN pass per image.
+
+        Per image, not one batched pass: a batched pass gives landmarks that differ in their last bits (~1e-4 px,
+        with oneDNN's kernels or Eigen's) with the other images of the batch and their number of candidate faces,
+        and a crop's bytes decide its duplicates, split and shard (components/ingest). One image's crop must depend
+        on that image alone, whichever runner batched it with whichever others. Costs ~2x the batched detector time
+        (the canvas is fixed, so every pass reuses one trace)."""
+        return [self._detect_one(image, min_confidence) for image in images]
+
+    def _detect_one(self, image: np.ndarray, min_confidence: float) -> list[Face]:
+        canvas, scale, left, top = self._to_canvas(image)
         # numpy output keeps sub-pixel landmarks (the JSON output rounds them to integers). Rows: image index,
         # x1, y1, x2, y2, confidence, the 5 landmarks' x, then their y (LANDMARK_NAMES order).
-        rows = np.asarray(self._mtcnn.detect_faces(list(batch), min_face_size=20, box_format="xyxy",
+        rows = np.asarray(self._mtcnn.detect_faces([canvas.astype(np.float32)], min_face_size=20, box_format="xyxy",
                                                    output_type="numpy"), np.float64).reshape(-1, 16)
-        out: list[list[Face]] = [[] for _ in images]
+        faces: list[Face] = []
         for row in rows:
             if row[5] < min_confidence:
                 continue
-            _, scale, left, top = placed[int(row[0])]
             x1, y1, x2, y2 = (row[1] - left) / scale, (row[2] - top) / scale, (row[3] - left) / scale, \
                 (row[4] - top) / scale
             points = (np.stack([row[6:11], row[11:16]], axis=1) - [left, top]) / scale
-            out[int(row[0])].append(Face((x1, y1, x2 - x1, y2 - y1), float(row[5]), points))
-        return out
+            faces.append(Face((x1, y1, x2 - x1, y2 - y1), float(row[5]), points))
+        return faces
 
 
 _detectors: dict[int, FaceDetector] = {}
@@ -275,8 +281,8 @@ def crop_image(image: np.ndarray, config: CropConfig, detector: FaceDetector | N
 
 def crop_images(images: Sequence[np.ndarray], config: CropConfig,
                 detector: FaceDetector | None = None) -> list[np.ndarray | imlib.ImageRejected]:
-    """Batch form of `crop_image`: one detector pass for all images (align mode); a rejected image yields its
-    ImageRejected in place of a crop (and raises nothing)."""
+    """Batch form of `crop_image` (align mode: one detector pass per image, see `FaceDetector.detect`); a rejected
+    image yields its ImageRejected in place of a crop (and raises nothing)."""
     if config.mode == CENTER_CROP:
         return [imlib.resize(imlib.center_crop(im, config.crop_size), config.size) for im in images]
     if config.mode == NONE:
