@@ -124,7 +124,7 @@ def test_measure_verdicts_generates_each_picture_once_for_every_scorer():
                "classifier": lambda x: np.stack([x[:, 0], -x[:, 1]], 1)}
     control = q.random_unit_directions(3, 2, seed=0)
     v = q.measure_verdicts(generate, scorers, 0.5, z, {"up": np.array([1.0, 0.0])}, 2.0, control)
-    assert calls == [5] * 5, "base, one direction, three controls"
+    assert calls == [5 * 5], "base, one direction, three controls: each picture once, in one batched call"
     assert v["judge"]["moved"]["up"][:, 0].all() and v["classifier"]["moved"]["up"][:, 0].all()
     assert v["judge"]["control"].shape == (3, 5, 2)
     np.testing.assert_allclose(np.linalg.norm(control, axis=1), 1.0, atol=1e-6)
