@@ -32,13 +32,15 @@ def InfraCheck(  # noqa: N802 - TFX component names are classes
     timeout_seconds: Parameter[int] = 180,
 ) -> None:
     """Load the model in the model server and query every signature once; bless it only if that works."""
+    from dcgan.interrupt import failing_step
     from serving.model_server.infra import InfraValidationError, load_and_query
 
     fileio.ensure_filesystems(model.uri, blessing.uri)
     fileio.makedirs(blessing.uri)
     try:
         model_dir = serving_dir(model.uri)
-        with tempfile.TemporaryDirectory(prefix="dcgan-infra-") as local:
+        # SIGINT/SIGTERM: the model server stops with it, the execution fails and publishes nothing
+        with failing_step("InfraCheck"), tempfile.TemporaryDirectory(prefix="dcgan-infra-") as local:
             if fileio.is_remote(model_dir):  # check the very bytes that were pushed, from a local copy
                 model_dir = fileio.download_tree(model_dir, os.path.join(local, "model"))
             report = load_and_query(model_dir, timeout_s=float(timeout_seconds))

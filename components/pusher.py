@@ -32,6 +32,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from dcgan import fileio
+from dcgan.interrupt import failing_step
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def publish_version(model_dir: str, base: str, version: str) -> str:
 class Executor(tfx_pusher.Executor):
     """The stock Pusher executor with `publish_version` as its copy to the push destination."""
 
+    @failing_step("Pusher")  # SIGINT/SIGTERM: the execution fails and publishes nothing
     def Do(self, input_dict: dict[str, list[Any]], output_dict: dict[str, list[Any]],  # noqa: N802 - TFX's name
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)

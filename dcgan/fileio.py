@@ -321,6 +321,25 @@ def remove_tree(path: str) -> None:
         os.remove(path)
 
 
+def move_tree(src: str, dest: str) -> str:
+    """Move the folder `src` to `dest` (which must not exist yet): a rename on a local disk; on an object store every
+    object is copied, then `src` removed (a move interrupted half-way leaves `src` whole)."""
+    if not is_remote(src) and not is_remote(dest):
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        os.rename(src, dest)
+        return dest
+    ensure_filesystems(src, dest)
+    gfile = _gfile()
+    for folder, _, names in gfile.walk(src):
+        rel = folder[len(src.rstrip("/")):].strip("/")
+        target = join(dest, rel) if rel else dest
+        gfile.makedirs(target)
+        for name in names:
+            gfile.copy(join(folder, name), join(target, name), overwrite=True)
+    remove_tree(src)
+    return dest
+
+
 def local_cache_path(url: str, cache_root: str = "") -> str:
     """A local path standing for a remote `url` (things that need a real file: SQLite MLMD, ...).
     Under $DCGAN_CACHE or ~/.cache/dcgan unless `cache_root` is given."""

@@ -41,6 +41,7 @@ from dcgan.augment import Augment, DiffAugment, identity
 from dcgan.config import ConfigError, TrainConfig, save_config
 from dcgan.data import TrainingData, make_training_data
 from dcgan.errors import RunDirError
+from dcgan.interrupt import exit_now, signal_name
 from dcgan.latent import z_from_seeds
 from dcgan.run import CHECKPOINT_DIR, CONFIG_FILE, GanModels, is_run_dir, load_run_config
 from dcgan.runtime import configure_tf_threads
@@ -66,6 +67,12 @@ class TrainResult:
     checkpoint: str
     num_examples: int
     rejected: int
+    start_step: int = 0  # where this call started: > 0 when it resumed a run
+    interrupted_by: int | None = None  # the signal (SIGINT, SIGTERM) that stopped it before config.steps, if any
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
 
 
 def configure_threads(intra_op: int = 0, inter_op: int = 0) -> None:
@@ -190,6 +197,7 @@ class Trainer:
         self.progress = progress
         self.hooks = list(hooks)
         self._stop_requested = False
+        self._stop_signal: int | None = None
 
         configure_threads(config.intra_op_threads, config.inter_op_threads)
         self.strategy = select_strategy(config.strategy)  # first: MultiWorkerMirrored must precede other ops
@@ -322,9 +330,13 @@ class Trainer:
         log.info("checkpoint %s", path)
         return path
 
-    def request_stop(self, *_args) -> None:
-        """Finish the current step, checkpoint and return (wired to SIGINT/SIGTERM by `train`)."""
+    def request_stop(self, signum: int | None = None, _frame=None) -> None:  # noqa: ANN001 - a signal handler
+        """Finish the current step, checkpoint and return (wired to SIGINT/SIGTERM by `train`, which then reports
+        the signal in `TrainResult.interrupted_by`). A second signal exits the process at once."""
+        if self._stop_requested and signum is not None:
+            exit_now(signum)
         self._stop_requested = True
+        self._stop_signal = signum
 
     # -- the loop -----------------------------------------------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -383,5 +395,9 @@ class Trainer:
                     signal.signal(s, handler)
                 except (ValueError, TypeError):
                     pass
+        interrupted_by = self._stop_signal if self._stop_requested and step < cfg.steps else None
+        if interrupted_by is not None:
+            log.warning("training stopped by %s at step %d of %d; checkpoint %s", signal_name(interrupted_by), step,
+                        cfg.steps, last_path)
         return TrainResult(self.run_dir, step, values["d_loss"], values["g_loss"], ips, last_path,
-                           self.data.num_examples, len(self.data.rejected))
+                           self.data.num_examples, len(self.data.rejected), start_step, interrupted_by)

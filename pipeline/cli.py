@@ -96,7 +96,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _progress_logging()
     started = time.time()
     print(f"pipeline {config.name}: preset {config.preset}, data {config.data}, root {config.root}", file=sys.stderr)
-    run_local(config)
+    from dcgan.runtime import cpu_info, describe_tensorflow
+
+    print(f"machine: {cpu_info().describe()}; {describe_tensorflow()}", file=sys.stderr)
+    from dcgan.interrupt import Interrupted, StepInterrupted, signal_name, stop_on_signals
+
+    try:
+        with stop_on_signals():  # Ctrl-C / SIGTERM: the step in progress fails; a second signal exits at once
+            run_local(config)
+    except StepInterrupted as e:
+        print(f"dcgan pipeline run: {e}", file=sys.stderr)
+        return e.exit_code
+    except Interrupted as e:
+        print(f"dcgan pipeline run: stopped by {signal_name(e.signum)} between steps; no step was left half done. "
+              "Run the pipeline again to go on (finished steps come from the cache).", file=sys.stderr)
+        return e.exit_code
     summary = run_summary(config, wall_seconds=time.time() - started)
     print(summary.text)
     return 0 if summary.pushed else 3

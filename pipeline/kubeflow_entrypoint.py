@@ -123,10 +123,16 @@ def run(argv: list[str]) -> int:
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
+    from dcgan.interrupt import Interrupted, StepInterrupted, stop_on_signals
+
     _prepare_tfx(tfx_entrypoint)
     argv = with_restored_input_types(argv)
     try:
-        app.run(tfx_entrypoint.main, argv=[TFX_ENTRYPOINT, *argv], flags_parser=tfx_entrypoint._parse_flags)
+        with stop_on_signals():  # SIGTERM (eviction, preemption): the task fails cleanly (143), the Trainer parks
+            app.run(tfx_entrypoint.main, argv=[TFX_ENTRYPOINT, *argv], flags_parser=tfx_entrypoint._parse_flags)
+    except (StepInterrupted, Interrupted) as e:
+        print(f"{TFX_ENTRYPOINT}: {e}", file=sys.stderr)
+        return e.exit_code
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception:  # noqa: BLE001 - report and fail the task, as TFX's entrypoint would

@@ -117,7 +117,7 @@ class DockerLauncher:
         log_path = os.path.join(self.log_dir, f"{task}.log") if self.log_dir else os.devnull
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
-        with open(log_path, "w") as log:
+        with open(log_path, "a") as log:  # a retried task's attempts one after the other
             log.write("$ " + shlex.join(cmd) + "\n")
             log.flush()
             try:
@@ -277,9 +277,12 @@ class ArtifactStore:
 
 
 def run_pipeline_job(job: Mapping[str, Any] | str, launcher: Launcher, *, job_id: str | None = None,
-                     store: ArtifactStore | None = None, log: Callable[[str], None] = print) -> list[TaskRun]:
+                     store: ArtifactStore | None = None, log: Callable[[str], None] = print,
+                     retries: int = 0) -> list[TaskRun]:
     """Execute every task of the PipelineJob `job` (a dict or a JSON file path); returns the task runs in order.
-    Raises SpecError for a spec this runner cannot execute and TaskFailed when a task fails."""
+    A container task that fails is run again up to `retries` times with the same executor input (the same output
+    URIs), as a task's retry policy does on Vertex AI / Kubeflow Pipelines (e.g. after a preempted node).
+    Raises SpecError for a spec this runner cannot execute and TaskFailed when a task fails (its last attempt)."""
     if isinstance(job, str):
         with open(job) as f:
             job = json.load(f)
@@ -310,7 +313,7 @@ def run_pipeline_job(job: Mapping[str, Any] | str, launcher: Launcher, *, job_id
             kind = "container"
             task_root = f"{root.rstrip('/')}/{job_id}/{name}_{task_id}"
             outputs, command = _run_container(name, task, component, executor["container"], inputs, task_root,
-                                              store, launcher, log)
+                                              store, launcher, log, retries)
         else:
             raise SpecError(f"task {name}: executor kind {sorted(executor)} is not supported")
         produced[name] = outputs
@@ -379,7 +382,7 @@ def _parameters(name: str, task: Mapping[str, Any]) -> tuple[dict[str, Any], dic
 
 def _run_container(name: str, task: Mapping[str, Any], component: Mapping[str, Any], container: Mapping[str, Any],
                    inputs: Mapping[str, list[Artifact]], task_root: str, store: ArtifactStore, launcher: Launcher,
-                   log: Callable[[str], None]) -> tuple[dict[str, list[Artifact]], list[str]]:
+                   log: Callable[[str], None], retries: int = 0) -> tuple[dict[str, list[Artifact]], list[str]]:
     parameters, parameter_values = _parameters(name, task)
     declared = component.get("inputDefinitions", {}).get("parameters", {})
     missing = set(declared) - set(parameters) - set(parameter_values)
@@ -404,7 +407,15 @@ def _run_container(name: str, task: Mapping[str, Any], component: Mapping[str, A
                for a in [*container.get("command", []), *container.get("args", [])]]
     log(f"kubeflow-local: {name}: {container['image']} {shlex.join(container.get('command', []))}")
     spec_env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
-    launcher(container["image"], command, name, spec_env)
+    for attempt in range(1, retries + 2):
+        try:
+            launcher(container["image"], command, name, spec_env)
+            break
+        except TaskFailed as e:
+            if attempt > retries:
+                raise
+            log(f"kubeflow-local: {name}: attempt {attempt} failed ({str(e).splitlines()[0]}); retrying with the "
+                "same executor input")
     text = _read_text(executor_input["outputs"]["outputFile"])
     if text:
         written = json.loads(text).get("artifacts", {})
@@ -427,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mount", action="append", default=[], help="host folder mounted at the same path")
     parser.add_argument("--state", help="JSON file recording artifacts across runs (for the resolvers)")
     parser.add_argument("--logs", default="kubeflow-local-logs", help="folder for each task's log")
+    parser.add_argument("--retries", type=int, default=0,
+                        help="run a failed container task again up to N times with the same inputs and outputs, as a "
+                             "retry policy does (a preempted Trainer continues its parked run)")
     args = parser.parse_args(argv)
     with open(args.job) as f:
         job = json.load(f)
@@ -442,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     launcher = DockerLauncher(docker=shlex.split(args.docker), env=env, mounts=mounts, log_dir=args.logs)
     try:
         runs = run_pipeline_job(job, launcher, store=ArtifactStore(args.state),
-                                log=lambda m: print(m, file=sys.stderr))
+                                log=lambda m: print(m, file=sys.stderr), retries=args.retries)
     except (SpecError, TaskFailed) as e:
         print(f"kubeflow-local: error: {e}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from dcgan import fileio
 from pipeline.config import PipelineConfig
 
 NODE_IDS = ("FaceExampleGen", "Trainer", "latest_blessed_model_resolver", "FidEvaluator", "InfraCheck", "Pusher")
@@ -46,7 +47,9 @@ def create_pipeline(config: PipelineConfig, *, target: str = "local"):
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
         custom_config={"train_config": config.train.to_dict(), "directions": config.directions.custom_config(),
-                       "reference_stats": config.evaluation.reference_stats_config()},
+                       "reference_stats": config.evaluation.reference_stats_config(),
+                       # where an interrupted run waits for the next run of the pipeline (trainer_module.run_fn)
+                       "resume_root": fileio.join(config.pipeline_root, "Trainer", "interrupted")},
     )
 
     components = [ingest, trainer]
@@ -104,8 +107,6 @@ def run_local(config: PipelineConfig) -> None:
     """Run the whole DAG in this process with TFX's LocalDagRunner."""
     from tfx import v1 as tfx
 
-    from dcgan import fileio
-
     for path in (config.root, config.data, config.serving_root):
         fileio.check_s3_reachable(path)  # a clear error in seconds, not tensorflow-io's minutes of retries
         fileio.ensure_filesystem(path)  # s3://: tensorflow-io registered in this process, where executors run
@@ -142,7 +143,6 @@ def compile_kubeflow(config: PipelineConfig, output: str, env: dict[str, str] | 
 
     from tfx import v1 as tfx
 
-    from dcgan import fileio
     from pipeline import kfp_spec
 
     if target not in TARGETS:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from dcgan import fileio
+from dcgan import fileio, runtime
 from pipeline.config import PipelineConfig
 from pipeline.lineage import OUTPUT_EVENTS, MetadataGraph, lineage, open_store, properties
 
@@ -30,7 +30,9 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
     pusher = _latest(graph, "Pusher")
     lines = []
     if wall_seconds is not None:
-        lines.append(f"pipeline finished in {wall_seconds / 60:.1f} min (root {_shown(config.root)})")
+        cpu = runtime.cpu_info()
+        lines.append(f"pipeline finished in {wall_seconds / 60:.1f} min (root {_shown(config.root)}) on {cpu.model}, "
+                     f"{cpu.cores} cores, {cpu.isa}; {runtime.onednn_text()}")
     pushed_artifact = None
     if pusher is not None:
         pushed = graph.artifacts_of(pusher.id, OUTPUT_EVENTS).get("PushedModel", [])
@@ -74,6 +76,8 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
         f"  KID:           {rows.get(('evaluation', 'KID'), '?')}",
         f"  samples:       {rows.get(('evaluation', 'sample grid'), '?')}",
         f"  training run:  {rows.get(('training', 'run directory'), '?')}/samples/  (grids as training went)",
+        *([f"  resumed:       training went on from step {resumed} of an interrupted run (its checkpoint)"]
+          if (resumed := (info.details.get("training") or {}).get("resumed_from_step")) else []),
         f"  ingest report: {rows.get(('data', 'ingest report'), '?')}",
         "",
         "Serve it (TF Serving gRPC :8500 and REST :8501 APIs):",

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -174,26 +177,65 @@ def test_a_failing_task_fails_the_kfp_local_run_naming_the_task(tmp_path):
     assert not os.path.exists(str(tmp_path / "run.json"))
 
 
+def _sigterm_when_logged(log_path: str, container_prefix: str, text: str, timeout: float = 900) -> threading.Thread:
+    """A thread that waits until `log_path` contains `text`, then sends SIGTERM to the running container whose name
+    starts with `container_prefix` (what a node drain or a preemption does to a pod), once."""
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(log_path) and text in open(log_path, errors="replace").read():
+                names = subprocess.run([*DOCKER, "ps", "--format", "{{.Names}}"], capture_output=True,
+                                       text=True).stdout.split()
+                for name in (n for n in names if n.startswith(container_prefix)):
+                    subprocess.run([*DOCKER, "kill", "--signal", "TERM", name], capture_output=True)
+                return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run_resolves_the_baseline(
         tmp_path, s3_env):
     """The Vertex AI PipelineJob with its pipeline root (and so every artifact and the push) on the loopback S3
     server: the endpoint is compiled into every task's container (`--env`), the credentials come from the launcher
     (as a cluster's secret would), nothing local is mounted. Its latest-blessed-model resolver tasks (which Vertex
-    runs and kfp.local does not) find the first run's blessed model in the second run."""
+    runs and kfp.local does not) find the first run's blessed model in the second run.
+
+    Preemption: the first run's Trainer container gets SIGTERM mid-training; the task exits 143 after parking its run
+    on S3, and its retry (the same executor input, as a retry policy runs it) resumes from that checkpoint and
+    exports a model with every step. (kfp.local retries no task; the Vertex spec's runner here does.)"""
     bucket = s3_env.create_bucket("kfp-root")
     env = s3_env.environment
+    steps = 1500
     job = _compile(f"{bucket}/dcgan", str(tmp_path / "pipeline.json"), "--target", "vertex", "--env",
-                   f"AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}")
+                   f"AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}", "--set", f"train.steps={steps}",
+                   "--set", "train.log_every=50", "--set", "train.checkpoint_every=250",
+                   "--set", "train.sample_every=1000")
     credentials = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
     launcher = DockerLauncher(docker=DOCKER, env=credentials, log_dir=str(tmp_path / "logs"))
     store = ArtifactStore(str(tmp_path / "metadata.json"))
-    runs = {r.name: r for r in run_pipeline_job(job, launcher, store=store)}
+    trainer_log = str(tmp_path / "logs" / "Trainer.log")
+    watcher = _sigterm_when_logged(trainer_log, "dcgan-kfp-trainer-", f"step 300/{steps}")
+    runs = {r.name: r for r in run_pipeline_job(job, launcher, store=store, retries=1)}
+    watcher.join(5)
+    with open(trainer_log) as f:
+        attempts = f.read().split("\n$ ")
+    assert len(attempts) == 2, "the Trainer task was not preempted and retried"
+    stopped = re.search(r"Trainer stopped by SIGTERM at step (\d+) of " + str(steps), attempts[0])
+    assert stopped and "Traceback" not in attempts[0][attempts[0].find("Trainer stopped"):], attempts[0][-3000:]
+    assert f"resuming the run interrupted at step {stopped.group(1)}" in attempts[1], attempts[1][-3000:]
 
     assert runs["latest_blessed_model_resolver-model-resolver"].outputs["model"] == []  # first run: no history
     (examples,) = runs["FaceExampleGen"].outputs["examples"]
     assert examples.uri.startswith(f"{bucket}/dcgan/")
     assert json.loads(examples.metadata["split_names"]) == ["train", "eval"]
     (model,) = runs["Trainer"].outputs["model"]
+    summary = s3_env.client().get_object(Bucket="kfp-root", Key=model.uri[len(bucket) + 1:].rstrip("/")
+                                         + "/Format-Serving/assets.extra/training_summary.json")["Body"].read()
+    summary = json.loads(summary)
+    assert summary["steps"] == steps and summary["resumed_from_step"] == int(stopped.group(1))
     (blessing,) = runs["FidEvaluator"].outputs["blessing"]
     assert blessing.metadata["blessed"] == 1
     assert blessing.metadata["current_model_id"] == model.name  # ids translated to names, as the resolver needs

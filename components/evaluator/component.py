@@ -32,6 +32,7 @@ from tfx.types.artifact import Artifact
 from components.evaluator.baseline import find_store_baseline
 from components.parameters import from_exec_properties, parameter_types, typed_values
 from dcgan import fileio
+from dcgan.interrupt import failing_step
 from dcgan.metrics import evaluate as evallib
 from dcgan.metrics.config import EvaluationConfig
 
@@ -120,6 +121,7 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_string_custom_property("current_model", model.uri)
         blessing.set_int_custom_property("current_model_id", model.id)
 
+    @failing_step("FidEvaluator")  # SIGINT/SIGTERM: the execution fails and publishes nothing
     def Do(self, input_dict: dict[str, list[Artifact]], output_dict: dict[str, list[Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)

@@ -29,6 +29,7 @@ from components.ingest import sources as sourcelib
 from components.ingest.config import IngestConfig, IngestSettings
 from components.parameters import from_exec_properties, parameter_types, typed_values
 from dcgan import fileio, schema
+from dcgan.interrupt import failing_step
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def config_from_exec_properties(exec_properties: dict[str, Any]) -> IngestConfig
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Runs `components.ingest.pipeline` with the pipeline's beam_pipeline_args and fills the output artifacts."""
 
+    @failing_step("FaceExampleGen")  # SIGINT/SIGTERM: the execution fails and publishes nothing
     def Do(self, input_dict: dict[str, list[Artifact]], output_dict: dict[str, list[Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
