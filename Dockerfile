@@ -19,8 +19,8 @@ WORKDIR /app
 RUN pip install --no-cache-dir uv==0.13.9
 
 # Dependencies first (cached layer): exactly the lock files, hashes verified, compiled to bytecode here: every step of
-# a pipeline starts a fresh container, and without .pyc files each one spent its first ~30 s compiling TensorFlow,
-# TFX and Beam (PYTHONDONTWRITEBYTECODE keeps containers from writing any). A few locked packages are sdists with
+# a pipeline starts a fresh container, and without .pyc files each one would compile TensorFlow, TFX and Beam again
+# before its first line of work (PYTHONDONTWRITEBYTECODE keeps containers from writing any). A few locked packages are sdists with
 # C++ extensions (pyfarmhash): g++ is installed for the build and removed in the same layer.
 COPY requirements.lock requirements-nodeps.lock ./
 RUN apt-get update \

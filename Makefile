@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint bench-setup clean test-kubeflow test-current run-current bench-stacks
+.PHONY: setup run test lint bench-setup clean test-kubeflow test-current run-current bench-stacks info
 
 setup:
 	@scripts/setup.sh
@@ -12,12 +12,16 @@ run: setup
 	@scripts/run.sh $(ARGS)
 
 test: setup
-	@scripts/test.sh
+	@scripts/test.sh $(ARGS)
 
 # The pipeline image built with a local container engine, and the compiled Kubeflow spec executed in it (README
 # "Kubeflow"); installs Debian's docker.io when there is no dockerd.
 test-kubeflow: setup
 	@scripts/test_kubeflow.sh
+
+# This machine for bug reports and benchmark tables: CPU, ISA flags, oneDNN, stack (`dcgan env`).
+info: setup
+	@$(VENV)/bin/dcgan env
 
 lint: setup
 	$(VENV)/bin/ruff check dcgan components pipeline serving tests bench
@@ -30,8 +34,10 @@ clean:
 
 # The `current` stack (TFX 1.21 / TF 2.21 / Python 3.13) in a Debian 13 root, from any Linux host where we are root
 # (scripts/in_current_root.sh: the root is made once under /var/cache/dcgan and reused). README "Supported platforms".
+# Tests marked stack_neutral (the studio page in Chromium, fleet rollouts, canary decisions: 20% of this lane's test
+# time) run on the legacy stack only (README "Development").
 test-current:
-	@scripts/in_current_root.sh make test
+	@scripts/in_current_root.sh make test ARGS='-m "not stack_neutral"'
 
 run-current:
 	@DCGAN_CURRENT_WORK=dcgan-run scripts/in_current_root.sh make run ARGS="$(ARGS)"

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from serving_helpers import MODEL, add_version, running_server, write_config
 
+pytestmark = pytest.mark.stack_neutral  # make test-current skips it (README "Development")
+
 POLL_S = 0.3
 SEEDS = 24
 

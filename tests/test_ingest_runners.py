@@ -50,6 +50,7 @@ def _same_as_reference(reference, out: str, report) -> None:
     assert sorted((r.id, r.reason) for r in report.rejects) == sorted((r.id, r.reason) for r in ref_report.rejects)
 
 
+@pytest.mark.slow
 def test_multi_process_direct_runner_writes_the_same_records(reference, tmp_path):
     config, _, _ = reference
     out = str(tmp_path / "multi")
@@ -59,6 +60,7 @@ def test_multi_process_direct_runner_writes_the_same_records(reference, tmp_path
     _same_as_reference(reference, out, report)
 
 
+@pytest.mark.slow
 def test_dask_runner_on_a_local_cluster_writes_the_same_records(reference, tmp_path):
     from components.ingest.cli import local_dask_cluster
 

@@ -113,6 +113,7 @@ def test_inputs_typed_as_system_artifact_or_untyped_get_their_tfx_types_back(com
     assert with_restored_input_types(schema_2_0) == schema_2_0  # Vertex's 2.0 tasks: TFX's types already
 
 
+@pytest.mark.slow
 def test_the_pusher_runs_through_the_entrypoint_on_inputs_as_kfp_local_hands_them_over(compiled, tmp_path,
                                                                                        tiny_saved_model):
     """TFX's own entrypoint cannot rebuild a `system.Artifact`; the project's entrypoint runs the Pusher's executor

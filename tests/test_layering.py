@@ -232,6 +232,7 @@ def test_serving_rooms_import_only_the_rooms_they_may():
     assert not bad, "serving/ rooms importing rooms they may not:\n  " + "\n  ".join(bad)
 
 
+@pytest.mark.slow
 def test_every_module_imports_in_a_fresh_interpreter_in_dependency_order():
     """One interpreter for the whole project (cheap): the packages bottom to top, and every module after the modules
     it imports, so each of dcgan/ is imported before anything above it is loaded."""

@@ -55,6 +55,7 @@ def oracle_result(oracle, examples, tmp_path_factory):
     return evaluate_generator(oracle, examples, out, _config(fid_threshold=THRESHOLD), progress=False)
 
 
+@pytest.mark.slow
 def test_a_generator_of_real_looking_images_passes_the_threshold_and_is_blessed(oracle_result):
     m = oracle_result.metrics
     assert oracle_result.blessed, oracle_result.decision.reason

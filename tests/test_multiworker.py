@@ -61,6 +61,7 @@ def _tree(root: str) -> list[str]:
     return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files)
 
 
+@pytest.mark.slow
 def test_two_workers_train_one_run_and_only_the_chief_writes_it_then_both_resume(tmp_path, image_folder):
     from dcgan.config import ModelConfig, TrainConfig
 

@@ -35,6 +35,7 @@ def _upload_images(s3, bucket: str, prefix: str, count: int) -> None:
     s3.put_object(Bucket=bucket, Key=f"{prefix}/notes.txt", Body=b"not an image")
 
 
+@pytest.mark.slow
 def test_dcgan_ingest_reads_an_s3_folder_and_writes_to_s3(s3_env, tmp_path):
     bucket = s3_env.create_bucket("ingest-s3")
     s3 = s3_env.client()

@@ -44,6 +44,7 @@ def s3_smoke(s3_server, tmp_path_factory):
             "s3": s3_server.client()}
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_on_an_s3_root_pushes_to_s3(s3_smoke):
     proc = s3_smoke["proc"]
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -41,6 +41,7 @@ def smoke_root(tmp_path_factory) -> str:
     return root
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_artifact_and_pushes_the_blessed_model(smoke_root, capsys):
     import tensorflow as tf
 
@@ -131,6 +132,21 @@ def test_the_summary_shows_fid_over_the_real_vs_real_floor(smoke_root):
     assert floor_ratio_text(None).startswith("?")
 
 
+def test_the_summary_names_the_machine_and_the_kernels_beside_the_time(smoke_root):
+    """A run's time means little without its CPU: the first line names it, its ISA and whether TensorFlow ran oneDNN
+    (these machines come as an AVX-512 Zen 4 or an AVX2 Zen 3, about 2x apart); the model records the same."""
+    from dcgan.runtime import cpu_info, onednn_text
+    from pipeline.summary import run_summary
+
+    first = run_summary(preset("smoke").override([f"root={smoke_root}"]), wall_seconds=90).text.splitlines()[0]
+    cpu = cpu_info()
+    assert first.startswith("pipeline finished in 1.5 min") and f"on {cpu.model}, {cpu.cores} cores, {cpu.isa}" in first
+    assert first.endswith(onednn_text())
+    (version,) = _versions(smoke_root)
+    with open(os.path.join(smoke_root, "serving", "dcgan", version, "assets.extra", "training_summary.json")) as f:
+        assert json.load(f)["machine"].startswith(cpu.describe() + "; tensorflow ")
+
+
 def test_an_unchanged_rerun_is_served_from_the_cache_and_pushes_nothing_new(smoke_root, capsys):
     """Re-run 1: ingest, Trainer and InfraCheck come from the cache; the resolver now finds the first run's blessed
     model — the candidate itself — so the evaluator only records "unchanged" (no evaluation, no duplicate push).
@@ -153,11 +169,13 @@ def test_an_unchanged_rerun_is_served_from_the_cache_and_pushes_nothing_new(smok
     assert len(_versions(smoke_root)) == 1
 
 
+@pytest.mark.slow
 def test_a_model_that_fails_the_gate_is_not_pushed(smoke_root, capsys):
     """A new candidate (other step count) under a strict absolute threshold: the evaluator refuses it and records why;
-    the Pusher does not write a new version; the CLI exits non-zero."""
-    code = main(["pipeline", "run", "--preset", "smoke", "--root", smoke_root,
-                 "--set", "train.steps=20", "--set", "evaluation.fid_threshold=1.0"])
+    the Pusher does not write a new version; the CLI exits non-zero. (Without attribute directions: they play no part
+    in the gate, and the first run computed them.)"""
+    code = main(["pipeline", "run", "--preset", "smoke", "--root", smoke_root, "--set", "train.steps=20",
+                 "--set", "evaluation.fid_threshold=1.0", "--set", "directions.enabled=false"])
     out = capsys.readouterr().out
     assert code == 3 and "NOT PUSHED" in out and "threshold" in out
     store = _store(smoke_root)

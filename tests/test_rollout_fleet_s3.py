@@ -267,6 +267,7 @@ def test_a_second_rollout_is_refused_and_a_hand_edit_during_a_step_is_never_over
         c.close()
 
 
+@pytest.mark.slow
 def test_a_replica_stopped_during_a_rollout_is_named_and_converges_after_restart(s3_rollout_env):
     from serving.client import ServingClient
     from serving.rollout.labels import Rollout, RolloutError

@@ -9,6 +9,8 @@ import pytest
 from serving_helpers import MODEL, add_version, running_server, write_config
 from test_studio_api import ok, studio_client
 
+pytestmark = pytest.mark.stack_neutral  # make test-current skips it (README "Development")
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_saved_model):

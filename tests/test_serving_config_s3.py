@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from serving.model_server import config as cfg
 
 
@@ -16,6 +18,7 @@ def _config(versions: int) -> str:
             f'    model_platform: "tensorflow"\n{labels}  }}\n}}\n')
 
 
+@pytest.mark.slow
 def test_a_config_rewritten_during_polls_is_always_read_whole(s3_env):
     bucket = s3_env.create_bucket("config-race")
     url = f"{bucket}/serving/models.config"

@@ -22,7 +22,7 @@ from test_studio_api import served_models, visible_tiny_model
 from dcgan.images import decode_png
 from dcgan.latent import z_from_seeds
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stack_neutral]  # make test-current skips it
 
 CHROMIUM = os.environ.get("DCGAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -30,7 +30,7 @@ from dcgan import images as imlib
 from dcgan.directions import write_directions
 from dcgan.latent import z_from_seeds
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stack_neutral]  # make test-current skips it
 
 # The browser and a fresh tab per test, as in the studio's other browser tests (the tab fails a test on any JavaScript
 # error); `page` asks for this module's `studio`.

@@ -15,7 +15,7 @@ from test_studio_api import visible_tiny_model
 from test_studio_browser import browser, browser_pixels, open_studio, page, select_face, wait_js  # noqa: F401
 from test_studio_specify_api import expected_flags, specify_model
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stack_neutral]  # make test-current skips it
 
 
 @pytest.fixture(scope="module")

@@ -95,6 +95,7 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, 
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_cli_resume_finishes_from_the_last_checkpoint(tmp_path, image_folder):
     run = str(tmp_path / "run")
     env = {**os.environ, "PYTHONPATH": REPO}
