@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dcgan import directions as d
+from dcgan.directions.labels import _heldout_by_hash  # the held-out rule, which the judge's halves must not follow
 
 AVATARS = 400  # 320 train (two halves of 160: the classifier's and the judge's) + 80 eval, 32×32 (~6 s)
 
@@ -218,7 +219,7 @@ def test_the_judge_halves_are_disjoint_reproducible_and_independent_of_order():
     half = d.judge_half(keys)
     assert 0.45 < half.mean() < 0.55
     np.testing.assert_array_equal(d.judge_half(keys[::-1]), half[::-1])
-    held = np.array([d._heldout_by_hash(k, 0.5) for k in keys])
+    held = np.array([_heldout_by_hash(k, 0.5) for k in keys])
     assert 0.4 < np.mean(half == held) < 0.6, "another hash than the held-out rule's"
 
 

@@ -24,7 +24,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "pipeline": (),
 }
 
-# serving/'s rooms and the rooms each may import besides itself and SERVING_SHARED (README "Architecture").
+# serving/'s rooms and the rooms each may import besides itself and SERVING_SHARED (docs/architecture.md).
 SERVING_ROOMS: dict[str, tuple[str, ...]] = {
     "serving.client": (),
     "serving.model_server": ("serving.client",),  # the infra check queries the server it starts
@@ -34,6 +34,10 @@ SERVING_ROOMS: dict[str, tuple[str, ...]] = {
     "serving.studio": ("serving.client", "serving.rollout"),  # the canary label's name
 }
 SERVING_SHARED = ("serving", "serving.errors", "serving.tensors", "serving.http_body", "serving.config_store")
+
+# dcgan/directions/, bottom to top: each file imports only those before it (the package's docstring lists them).
+DIRECTIONS = ("config", "kinds", "store", "labels", "classifiers", "effect", "grading", "compute", "report")
+HEAVY = ("tensorflow", "keras")  # a dcgan.directions file imports these only inside the functions that need them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +220,7 @@ def _room(module: str) -> str:
     if module in SERVING_SHARED:
         return "shared"
     rooms = [room for room in SERVING_ROOMS if _matches(module, room)]
-    assert rooms, f"{module} is in no room of serving/: add it to SERVING_ROOMS or SERVING_SHARED (and to README)"
+    assert rooms, f"{module} is in no room of serving/: add it to SERVING_ROOMS or SERVING_SHARED (and to docs/architecture.md)"
     return rooms[0]
 
 
@@ -260,3 +264,33 @@ def test_the_library_layers_point_down():
     for name, deps in graph.items():
         if name.startswith("dcgan.") and name not in ("dcgan.train", "dcgan.cli"):
             assert "dcgan.train" not in deps, f"{where[name, 'dcgan.train']}: the training loop; use dcgan.run"
+
+
+def test_the_directions_package_layers_point_down():
+    """dcgan/directions/ is a package of the files DIRECTIONS names, each importing only the files before it (never
+    the package itself, whose __init__ re-exports them all), and none imports TensorFlow or Keras at module level:
+    reading a directions file stays light (the studio)."""
+    modules, imports = _all_imports()
+    assert modules.get("dcgan.directions", "").endswith(os.path.join("directions", "__init__.py")), \
+        "dcgan.directions must be a package (dcgan/directions/__init__.py)"
+    found = {m for m in modules if m.startswith("dcgan.directions.")}
+    assert found == {f"dcgan.directions.{name}" for name in DIRECTIONS}, \
+        "dcgan/directions/ holds other files than DIRECTIONS names: place each in the order (and the package docstring)"
+    rank = {f"dcgan.directions.{name}": i for i, name in enumerate(DIRECTIONS)}
+    bad = [str(i) for i in imports if i.module in rank and _matches(i.target, "dcgan.directions")
+           and not (i.target in rank and rank[i.target] < rank[i.module])]
+    assert not bad, f"dcgan/directions/ files import only those before them ({' < '.join(DIRECTIONS)}):\n  " + \
+        "\n  ".join(bad)
+    heavy = []
+    for name in ("dcgan.directions", *rank):
+        path = modules[name]
+        for node in ast.parse(open(path).read(), path).body:  # module level only: not inside functions or classes
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                targets = [node.module or ""]
+            else:
+                continue
+            heavy += [f"{os.path.relpath(path, REPO)}:{node.lineno} imports {t}" for t in targets
+                      if any(_matches(t, h) for h in HEAVY)]
+    assert not heavy, "dcgan/directions/ imports TensorFlow/Keras at module level:\n  " + "\n  ".join(heavy)
