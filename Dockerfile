@@ -3,7 +3,7 @@
 #   docker build -t <registry>/dcgan-faces-pipeline:0.1.0 . && docker push <registry>/dcgan-faces-pipeline:0.1.0
 # TFX 1.16 supports Python 3.10 only; bookworm's glibc 2.36 is what the lock was resolved and tested on.
 # BASE_IMAGE: any Debian 12 image with CPython 3.10 and pip in /usr/local. Where no registry is reachable,
-# scripts/build_image.sh makes one with debootstrap + `docker import` and passes it here (README "Kubeflow").
+# scripts/build_image.sh makes one with debootstrap + `docker import` and passes it here (docs/kubeflow.md).
 ARG BASE_IMAGE=python:3.10.13-slim-bookworm
 FROM ${BASE_IMAGE}
 

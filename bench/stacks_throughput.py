@@ -1,4 +1,4 @@
-"""Training and FID img/s of the two locked stacks side by side, in one run (README "Supported platforms"):
+"""Training and FID img/s of the two locked stacks side by side, in one run (docs/platforms.md):
 `legacy` (TF 2.16, Python 3.10, this checkout's .venv) and `current` (TF 2.21, Python 3.13, the Debian 13 root).
 
     make bench-stacks          # = scripts/in_current_root.sh --host .venv/bin/python bench/stacks_throughput.py

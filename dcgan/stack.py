@@ -1,4 +1,4 @@
-"""Which of the two locked stacks this environment is (README "Supported platforms"), and the few things that differ
+"""Which of the two locked stacks this environment is (docs/platforms.md), and the few things that differ
 between them, in one place:
 
 - `legacy`: TFX 1.16 / TensorFlow 2.16 / Keras 3.12 / protobuf 3.20 on Python 3.10 (requirements.lock);

@@ -257,7 +257,7 @@ def preset(name: str) -> PipelineConfig:
             ingest=IngestSettings(eval_ratio=0.1),
             # Calibration (2 cores): 3,000 paper steps ≈ 7 min; EMA 0.995 (with warm-up) scored FID 161.7 at N=1000
             # where the raw G scored 182.4 and a 0.999 EMA after 1,500 steps 268; an untrained G scores far above 250.
-            # Measured at the same wall clock (bench/training_options.py, README "Training options"): DiffAugment
+            # Measured at the same wall clock (bench/training_options.py; docs/training.md): DiffAugment
             # colour+translation with G at twice D's learning rate (4e-4 vs 2e-4) scored FID 102.3 vs the paper's
             # 154.9 (floor 35.06: 2.92× vs 4.42×); each alone 140.2 / 134.5; TTUR the usual way (D 4e-4, G 1e-4)
             # 208.9; 16,000 avatars 154.8. DiffAugment's step costs 1.099×: 2,730 steps take what 3,000 took.

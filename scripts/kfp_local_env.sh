@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) .venv-kfp: kfp.local's runner for the compiled open-source Kubeflow Pipelines spec
-# (`python -m pipeline.kfp_local`, README "Kubeflow Pipelines"), from requirements-kfp-local.lock (hash-checked).
+# (`python -m pipeline.kfp_local`, docs/kubeflow.md), from requirements-kfp-local.lock (hash-checked).
 # A venv of its own because the legacy stack's TFX 1.16 pins kfp 2.5.0, whose kfp.local runs no pipelines and no
 # components with input artifacts. Idempotent: a second run with an unchanged lock is a no-op. Prints the venv's python.
 set -euo pipefail

@@ -2,7 +2,7 @@
 # Creates (or refreshes) .venv from the committed lock files of one of the two stacks. Idempotent: a second run with
 # unchanged locks and the same stack is a no-op.
 #
-# Stacks (README "Supported platforms"):
+# Stacks (docs/platforms.md):
 #   legacy   TFX 1.16 / TF 2.16 on Python 3.10      requirements.lock          any glibc (wheels need >= 2.17)
 #   current  TFX 1.21 / TF 2.21 on Python 3.13/3.12 requirements-current.lock  glibc >= 2.39 (ml-metadata/TFDV wheels)
 # Both share requirements-nodeps.lock. The stack is picked from the host: `current` when glibc >= 2.39 and a Python
@@ -102,7 +102,7 @@ MSG
   else
     cat >&2 <<MSG
 setup: stack 'legacy' (TFX 1.16, TF 2.16) needs Python 3.10; none found.
-  TFX 1.16 publishes wheels for 3.9/3.10 only (see README "Supported platforms"). Install one of:
+  TFX 1.16 publishes wheels for 3.9/3.10 only (see docs/platforms.md). Install one of:
     - Ubuntu 22.04:   apt-get install $(scripts/prerequisites.sh "Ubuntu 22.04")   (elsewhere: the deadsnakes PPA)
     - pyenv:          pyenv install 3.10.13
     - conda:          conda create -n py310 python=3.10

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from serving_helpers import MODEL, add_version, running_server, write_config
 
-pytestmark = pytest.mark.stack_neutral  # make test-current skips it (README "Development")
+pytestmark = pytest.mark.stack_neutral  # make test-current skips it (docs/development.md)
 
 POLL_S = 0.3
 SEEDS = 24

@@ -9,7 +9,7 @@ import pytest
 from dcgan.config import ConfigError, ModelConfig, TrainConfig
 from dcgan.model import FusedBatchNormalization, build_discriminator, build_generator, parameter_counts
 
-# The preset table of README ("Model sizes"): trainable parameters of G and D, computed by hand from the layer shapes
+# The table of docs/training.md ("Model sizes"): trainable parameters of G and D, computed by hand from the layer shapes
 # (G: z·16·C0 + BN, then k²·Cin·Cout + BN per up-sampling, k²·C·3 + 3 bias; D: mirror, + 16·C + 1 logit).
 # The pytorch/examples DCGAN (64×64, ngf=ndf=64, 4×4) has 3,576,704 / 2,765,568: ours adds G's 3 output biases
 # and D's 1 logit bias.

@@ -14,7 +14,7 @@ import time
 import pytest
 from serving_helpers import MODEL, add_version, running_server, wait_for, write_config
 
-pytestmark = pytest.mark.stack_neutral  # make test-current skips it (README "Development")
+pytestmark = pytest.mark.stack_neutral  # make test-current skips it (docs/development.md)
 
 POLL_S = 0.3
 

@@ -9,7 +9,7 @@ import pytest
 from serving_helpers import MODEL, add_version, running_server, write_config
 from test_studio_api import ok, studio_client
 
-pytestmark = pytest.mark.stack_neutral  # make test-current skips it (README "Development")
+pytestmark = pytest.mark.stack_neutral  # make test-current skips it (docs/development.md)
 
 
 @pytest.fixture(scope="module")
