@@ -220,7 +220,7 @@ def _room(module: str) -> str:
     if module in SERVING_SHARED:
         return "shared"
     rooms = [room for room in SERVING_ROOMS if _matches(module, room)]
-    assert rooms, f"{module} is in no room of serving/: add it to SERVING_ROOMS or SERVING_SHARED (and to docs/architecture.md)"
+    assert rooms, f"{module} is in no room of serving/: add it to SERVING_ROOMS or SERVING_SHARED (and docs)"
     return rooms[0]
 
 
