@@ -106,6 +106,9 @@ class PipelineConfig:
     infra_check: bool = True
     infra_timeout_seconds: int = 180
     kubeflow_image: str = "ghcr.io/dcgan-faces/pipeline:0.1.0"
+    # Retries of the Trainer task in the compiled Kubeflow / Vertex spec (its retryPolicy): a preempted or evicted
+    # Trainer pod fails its attempt after checkpointing, and the retry resumes the parked run from that checkpoint.
+    kubeflow_trainer_retries: int = 2
     ingest: IngestSettings = field(default_factory=IngestSettings)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(data="<from ingest>"))
     # The pipeline's own defaults: a candidate must not be worse than the last blessed model at all.

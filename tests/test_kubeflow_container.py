@@ -17,6 +17,7 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -107,16 +108,33 @@ def _artifact(outputs: dict, task: str, key: str) -> dict:
 def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_gates_on_the_first(tmp_path):
     """The spec for open-source Kubeflow Pipelines (no resolver tasks), executed by kfp.local's DockerRunner: the
     first run has no baseline and pushes a model that the model server answers; the second run's FidEvaluator
-    finds that model in the serving store and evaluates it as its baseline on the same images and seeds."""
+    finds that model in the serving store and evaluates it as its baseline on the same images and seeds.
+
+    Preemption: the first run's Trainer container gets SIGTERM mid-training; the task fails after parking its run,
+    and kfp.local runs it again as the spec's retry policy says (kfp >= 2.17 honours retryPolicy); the retry resumes
+    from the checkpoint and exports a model with every step."""
     root = str(tmp_path / "root")
     os.makedirs(root)
     spec_path = str(tmp_path / "pipeline.yaml")
-    spec = _compile(root, spec_path)
+    steps = 1500
+    spec = _compile(root, spec_path, "--set", f"train.steps={steps}", "--set", "train.log_every=50",
+                    "--set", "train.checkpoint_every=250", "--set", "train.sample_every=1000")
     assert spec["schemaVersion"] == "2.1.0" and "resolver" not in json.dumps(spec["deploymentSpec"])
+    assert spec["root"]["dag"]["tasks"]["Trainer"]["retryPolicy"]["maxRetryCount"] == 2
 
+    watcher = _sigterm_container_when_it_logs(f"step 300/{steps}")
     first, out1 = _kfp_local(spec_path, root, str(tmp_path / "run1.json"))
+    watcher.join(5)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert set(out1) == {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"}
+    logs = first.stdout + first.stderr
+    stopped = re.search(r"Trainer stopped by SIGTERM at step (\d+) of " + str(steps), logs)
+    assert stopped, "the Trainer container was not preempted: " + logs[-4000:]
+    assert f"resuming the run interrupted at step {stopped.group(1)}" in logs
+    model_uri = _artifact(out1, "Trainer", "model")["uri"]
+    with open(os.path.join(model_uri, "Format-Serving", "assets.extra", "training_summary.json")) as f:
+        summary = json.load(f)
+    assert summary["steps"] == steps and summary["resumed_from_step"] == int(stopped.group(1))
     blessing1 = _artifact(out1, "FidEvaluator", "blessing")["metadata"]
     assert blessing1["blessed"] == 1
     assert blessing1["baseline_source"].startswith("no baseline:") and "baseline_fid" not in blessing1
@@ -177,23 +195,46 @@ def test_a_failing_task_fails_the_kfp_local_run_naming_the_task(tmp_path):
     assert not os.path.exists(str(tmp_path / "run.json"))
 
 
-def _sigterm_when_logged(log_path: str, container_prefix: str, text: str, timeout: float = 900) -> threading.Thread:
-    """A thread that waits until `log_path` contains `text`, then sends SIGTERM to the running container whose name
-    starts with `container_prefix` (what a node drain or a preemption does to a pod), once."""
+def _sigterm_once(find: Callable[[], list[str]], timeout: float = 900) -> threading.Thread:
+    """A thread that polls `find` (the containers to stop: names or ids, [] until then) and sends each of them SIGTERM
+    (what a node drain or a preemption does to a pod), once."""
     def watch() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if os.path.exists(log_path) and text in open(log_path, errors="replace").read():
-                names = subprocess.run([*DOCKER, "ps", "--format", "{{.Names}}"], capture_output=True,
-                                       text=True).stdout.split()
-                for name in (n for n in names if n.startswith(container_prefix)):
-                    subprocess.run([*DOCKER, "kill", "--signal", "TERM", name], capture_output=True)
+            containers = find()
+            for container in containers:
+                subprocess.run([*DOCKER, "kill", "--signal", "TERM", container], capture_output=True)
+            if containers:
                 return
             time.sleep(0.5)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def _sigterm_container_when_it_logs(text: str) -> threading.Thread:
+    """SIGTERM to the running container of the image that has logged `text`. kfp.local names its containers at
+    random and runs one task at a time, so the container is found by its image and its logs."""
+    def find() -> list[str]:
+        ids = subprocess.run([*DOCKER, "ps", "-q", "--filter", f"ancestor={IMAGE}"], capture_output=True,
+                             text=True).stdout.split()
+        logs = {i: subprocess.run([*DOCKER, "logs", i], capture_output=True, text=True, errors="replace") for i in ids}
+        return [i for i, out in logs.items() if text in out.stdout + out.stderr]
+
+    return _sigterm_once(find)
+
+
+def _sigterm_when_logged(log_path: str, container_prefix: str, text: str) -> threading.Thread:
+    """SIGTERM to the running containers whose names start with `container_prefix`, once `log_path` contains `text`
+    (`pipeline.kubeflow_local` names its containers and writes each task's log)."""
+    def find() -> list[str]:
+        if not (os.path.exists(log_path) and text in open(log_path, errors="replace").read()):
+            return []
+        names = subprocess.run([*DOCKER, "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+        return [n for n in names.split() if n.startswith(container_prefix)]
+
+    return _sigterm_once(find)
 
 
 def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run_resolves_the_baseline(
@@ -205,7 +246,7 @@ def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run
 
     Preemption: the first run's Trainer container gets SIGTERM mid-training; the task exits 143 after parking its run
     on S3, and its retry (the same executor input, as a retry policy runs it) resumes from that checkpoint and
-    exports a model with every step. (kfp.local retries no task; the Vertex spec's runner here does.)"""
+    exports a model with every step (`pipeline.kubeflow_local` retries as the spec's retry policy says)."""
     bucket = s3_env.create_bucket("kfp-root")
     env = s3_env.environment
     steps = 1500

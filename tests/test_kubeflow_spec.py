@@ -162,3 +162,25 @@ def _artifact_lists(artifacts: dict) -> dict:
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     return {k: json_format.ParseDict(v, pipeline_spec_pb2.ArtifactList()) for k, v in artifacts.items()}
+
+
+def test_the_trainer_task_is_retried_in_both_specs_and_the_retry_policy_parses(compiled, tmp_path):
+    """A preempted Trainer attempt fails after its checkpoint (tests/test_pipeline_interrupt.py); the retry policy
+    makes the backend run it again, and the retry resumes the parked run. Only the Trainer: a retried ingest or
+    evaluation would start over anyway, and their failures are usually not transient."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    from dcgan.cli import main
+
+    for spec in (compiled["spec"], compiled["vertex"]["pipelineSpec"]):
+        parsed = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+        retried = {name: task.retry_policy.max_retry_count for name, task in parsed.root.dag.tasks.items()
+                   if task.HasField("retry_policy")}
+        assert retried == {"Trainer": 2}
+        policy = parsed.root.dag.tasks["Trainer"].retry_policy
+        assert policy.backoff_duration.seconds == 30 and policy.backoff_max_duration.seconds == 300
+    off = str(tmp_path / "pipeline.yaml")
+    assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--root", "/pipeline-root", "--set",
+                 "kubeflow_trainer_retries=0", "--output", off]) == 0
+    assert "retryPolicy" not in open(off).read()

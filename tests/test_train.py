@@ -107,7 +107,9 @@ def test_sigkill_mid_run_then_cli_resume_finishes_from_the_last_checkpoint(tmp_p
     deadline = time.time() + 240
     while time.time() < deadline:
         done = [f for f in os.listdir(ckpt_dir)] if os.path.isdir(ckpt_dir) else []
-        if any(f.startswith("ckpt-20.") for f in done) or proc.poll() is not None:
+        # ckpt-30's files mean ckpt-20 was wholly recorded (the `checkpoint` index is written after a checkpoint's
+        # files, so waiting for ckpt-20's own files raced with its index: the kill could land between the two)
+        if any(f.startswith("ckpt-30.") for f in done) or proc.poll() is not None:
             break
         time.sleep(0.2)
     assert proc.poll() is None, f"training ended before it could be killed: {proc.stdout.read().decode()[-2000:]}"
