@@ -113,6 +113,20 @@ class Face:
     def center(self) -> tuple[float, float]:
         return self.box[0] + self.box[2] / 2, self.box[1] + self.box[3] / 2
 
+    @property
+    def roll(self) -> float:
+        """Angle of the eye line (left eye → right eye) in degrees: 0 = level, + = clockwise in image coordinates
+        (y down: the right eye lower than the left)."""
+        (lx, ly), (rx, ry) = self.landmarks[0], self.landmarks[1]
+        return math.degrees(math.atan2(ry - ly, rx - lx))
+
+
+def face_features(face: Face, image_shape: tuple[int, ...], margin: float) -> dict[str, float]:
+    """The `face/*` features of the example schema (`dcgan.schema`) of the chosen face, by name: the detector's
+    confidence, size (box's longer side / the source's shorter side), roll (degrees) and the crop's margin."""
+    return {"confidence": float(face.confidence), "size": float(face.side / min(image_shape[:2])),
+            "roll": float(face.roll), "margin": float(margin)}
+
 
 # -- geometry -------------------------------------------------------------------------------------------------------
 def template_points(size: int, margin: float = DEFAULT_MARGIN) -> np.ndarray:
@@ -263,12 +277,22 @@ def get_detector(detect_size: int = 256) -> FaceDetector:
 # -- one image → one training crop ------------------------------------------------------------------------------------
 def crop_with_face(image: np.ndarray, faces: Sequence[Face], config: CropConfig) -> np.ndarray:
     """Align mode, given the faces found in `image`: choose one, check its size, warp it to the template."""
+    crop, _ = _crop_chosen_face(image, faces, config)
+    if isinstance(crop, imlib.ImageRejected):
+        raise crop
+    return crop
+
+
+def _crop_chosen_face(image: np.ndarray, faces: Sequence[Face],
+                      config: CropConfig) -> tuple[np.ndarray | imlib.ImageRejected, Face | None]:
+    """`crop_with_face` without raising: (crop or its ImageRejected, the chosen face or None when there is none)."""
     if not faces:
-        raise imlib.ImageRejected(NO_FACE, f"no face with confidence >= {config.min_confidence}")
+        return imlib.ImageRejected(NO_FACE, f"no face with confidence >= {config.min_confidence}"), None
     face = choose_face(faces, config.face, image.shape)
     if face.side < config.min_face_size:
-        raise imlib.ImageRejected(FACE_TOO_SMALL, f"face of {face.side:.1f} px < min_face_size {config.min_face_size}")
-    return align_face(image, face.landmarks, config.size, config.margin)
+        return imlib.ImageRejected(FACE_TOO_SMALL,
+                                   f"face of {face.side:.1f} px < min_face_size {config.min_face_size}"), face
+    return align_face(image, face.landmarks, config.size, config.margin), face
 
 
 def crop_image(image: np.ndarray, config: CropConfig, detector: FaceDetector | None = None) -> np.ndarray:
@@ -283,16 +307,17 @@ def crop_images(images: Sequence[np.ndarray], config: CropConfig,
                 detector: FaceDetector | None = None) -> list[np.ndarray | imlib.ImageRejected]:
     """Batch form of `crop_image` (align mode: one detector pass per image, see `FaceDetector.detect`); a rejected
     image yields its ImageRejected in place of a crop (and raises nothing)."""
+    return [crop for crop, _ in crop_images_with_faces(images, config, detector)]
+
+
+def crop_images_with_faces(images: Sequence[np.ndarray], config: CropConfig, detector: FaceDetector | None = None,
+                           ) -> list[tuple[np.ndarray | imlib.ImageRejected, Face | None]]:
+    """`crop_images`, each crop (or ImageRejected) with the face it was made from: align mode, the chosen face (also
+    for a `face_too_small` reject); None in the other modes and when no face was found."""
     if config.mode == CENTER_CROP:
-        return [imlib.resize(imlib.center_crop(im, config.crop_size), config.size) for im in images]
+        return [(imlib.resize(imlib.center_crop(im, config.crop_size), config.size), None) for im in images]
     if config.mode == NONE:
-        return [imlib.resize(im, config.size) for im in images]
+        return [(imlib.resize(im, config.size), None) for im in images]
     detector = detector or get_detector(config.detect_size)
     found = detector.detect(images, config.min_confidence)
-    out: list[np.ndarray | imlib.ImageRejected] = []
-    for image, faces in zip(images, found, strict=True):
-        try:
-            out.append(crop_with_face(image, faces, config))
-        except imlib.ImageRejected as e:
-            out.append(e)
-    return out
+    return [_crop_chosen_face(image, faces, config) for image, faces in zip(images, found, strict=True)]

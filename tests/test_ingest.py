@@ -17,8 +17,8 @@ from PIL import Image
 from components.ingest import report as reportlib
 from components.ingest import sources
 from components.ingest.config import IngestConfig, IngestError
-from components.ingest.pipeline import plan_ingest, run_ingest, shard_counts, shard_name, split_of
-from dcgan import avatars, schema
+from components.ingest.pipeline import plan_ingest, prepare_output, run_ingest, shard_counts, shard_name, split_of
+from dcgan import avatars, quality, schema
 from dcgan import images as imlib
 
 
@@ -55,6 +55,44 @@ def test_avatar_ingest_writes_the_example_schema(avatar_ingest):
         assert r["attributes"] == avatars.avatar_attributes(3, index), "labels must travel with their image"
         np.testing.assert_array_equal(image, avatars.generate_avatar(3, index, 32)[0])
         assert split_of(r[schema.SHA256_KEY], 0.25, config.seed) == ("train" if r in train else "eval")
+
+
+def test_avatar_examples_carry_the_version_2_features(avatar_ingest):
+    _, out, _ = avatar_ingest
+    for r in _records(out, "train") + _records(out, "eval"):
+        features = r["features"]
+        assert r[schema.SCHEMA_VERSION_KEY] == 2
+        assert set(features) == {*schema.QUALITY_KEYS, schema.SOURCE_HEIGHT_KEY, schema.SOURCE_WIDTH_KEY}, \
+            "avatars are not aligned on a face: quality and source features only"
+        assert (features[schema.SOURCE_HEIGHT_KEY], features[schema.SOURCE_WIDTH_KEY]) == (32, 32)
+        expected = quality.image_features(imlib.decode_png(r[schema.IMAGE_KEY]))
+        for name, value in expected.items():
+            written = features[schema.QUALITY_PREFIX + name]
+            assert written == (pytest.approx(value, rel=1e-6) if isinstance(value, float) else value), name
+
+
+def test_inputs_split_has_one_row_per_input_sorted_by_id(avatar_ingest):
+    _, out, _ = avatar_ingest
+    assert sorted(glob.glob(schema.split_pattern(out, schema.INPUTS_SPLIT))) == \
+        [os.path.join(out, "Split-inputs", f"data-00000-of-00001{schema.FILE_SUFFIX}")]
+    rows = _records(out, schema.INPUTS_SPLIT)
+    ids = [r[schema.ID_KEY] for r in rows]
+    assert ids == sorted(ids) and len(ids) == 48
+    assert set(ids) == {r[schema.ID_KEY] for r in _records(out, "train") + _records(out, "eval")}
+    for r in rows:
+        assert schema.IMAGE_KEY not in r
+        assert r["features"] == {schema.OUTCOME_KEY: schema.ACCEPTED, schema.SOURCE_HEIGHT_KEY: 32,
+                                 schema.SOURCE_WIDTH_KEY: 32}
+
+
+def test_prepare_output_clears_a_stale_inputs_split(tmp_path):
+    out = tmp_path / "out"
+    (out / "Split-inputs").mkdir(parents=True)
+    (out / "Split-inputs" / "stale.tfrecord.gz").write_bytes(b"old")
+    with pytest.raises(IngestError, match="already holds an ingest output"):
+        prepare_output(str(out), str(out), overwrite=False)
+    prepare_output(str(out), str(out), overwrite=True)
+    assert not (out / "Split-inputs").exists()
 
 
 def test_shards_are_named_sorted_and_sized(avatar_ingest):
@@ -257,3 +295,17 @@ def test_dcgan_ingest_align_on_real_photos(tmp_path, capsys):
     assert diff < 25, f"aligned crops of a face and its mirror differ by {diff:.1f} on average"
     report = reportlib.load_report(out)
     assert [(r.id, r.reason) for r in report.rejects] == [("holiday/coffee.jpg", "no_face")]
+    # version-2 features of an aligned crop, and the inputs split: every input with its outcome
+    (astronaut,) = [r for r in _records(out, "train") if r[schema.ID_KEY] == "astronaut.jpg"]
+    features = astronaut["features"]
+    assert features[schema.FACE_CONFIDENCE_KEY] > 0.9 and abs(features[schema.FACE_ROLL_KEY]) < 5
+    assert 0.15 < features[schema.FACE_SIZE_KEY] < 0.3
+    assert features[schema.FACE_MARGIN_KEY] == pytest.approx(0.15)
+    assert (features[schema.SOURCE_HEIGHT_KEY], features[schema.SOURCE_WIDTH_KEY]) == (512, 512)
+    assert features[schema.COLOUR_KEY] == "colour" and features[schema.EXPOSURE_KEY] == "normal"
+    inputs = {r[schema.ID_KEY]: r["features"] for r in _records(out, schema.INPUTS_SPLIT)}
+    assert {i: f[schema.OUTCOME_KEY] for i, f in inputs.items()} == {
+        "astronaut.jpg": "accepted", "holiday/coffee.jpg": "no_face", "holiday/mirrored.png": "accepted"}
+    assert inputs["holiday/coffee.jpg"] == {schema.OUTCOME_KEY: "no_face", schema.SOURCE_HEIGHT_KEY: 400,
+                                            schema.SOURCE_WIDTH_KEY: 600}
+    assert inputs["astronaut.jpg"][schema.FACE_CONFIDENCE_KEY] == pytest.approx(features[schema.FACE_CONFIDENCE_KEY])

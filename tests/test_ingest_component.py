@@ -1,6 +1,6 @@
 """FaceExampleGen inside a real TFX pipeline: LocalDagRunner with SQLite MLMD, just this component.
 
-The Examples artifact must be registered in MLMD with split_names ["train", "eval"] and the counts, both splits
+The Examples artifact must be registered in MLMD with split_names ["train", "eval", "inputs"] and the counts, the splits
 must be on disk in the TFX layout, the IngestReport artifact must hold the report, a second run must be a cache
 hit, and `dcgan train --data <examples uri>` must find the training split.
 """
@@ -49,7 +49,7 @@ def _store(connection):
 def test_examples_artifact_has_both_splits_in_mlmd_and_on_disk(tfx_run):
     store = _store(tfx_run)
     (examples,) = store.get_artifacts_by_type("Examples")
-    assert json.loads(examples.properties["split_names"].string_value) == ["train", "eval"]
+    assert json.loads(examples.properties["split_names"].string_value) == ["train", "eval", "inputs"]
     props = {k: v.int_value for k, v in examples.custom_properties.items() if k.startswith("num_")}
     assert props["num_input"] == 40 == props["num_train"] + props["num_eval"] and props["num_rejected"] == 0
     assert examples.custom_properties["payload_format"].string_value == "FORMAT_TF_EXAMPLE"
@@ -58,6 +58,8 @@ def test_examples_artifact_has_both_splits_in_mlmd_and_on_disk(tfx_run):
         assert files and all(f.endswith(schema.FILE_SUFFIX) for f in files)
         records = schema.read_examples(sorted(files))
         assert len(records) == props[f"num_{split}"]
+    inputs = schema.read_examples(sorted(glob.glob(schema.split_pattern(examples.uri, schema.INPUTS_SPLIT))))
+    assert len(inputs) == props["num_input"], "one inputs row per input item"
 
 
 def test_ingest_report_artifact_holds_the_report(tfx_run):

@@ -39,6 +39,10 @@ def reference(tmp_path_factory):
     out = str(root / "in_process")
     report = run_ingest(config, out)
     assert report.written_total == 24 and {r.reason for r in report.rejects} == {imlib.NOT_AN_IMAGE, "duplicate"}
+    outcomes = {r[schema.ID_KEY]: r["features"][schema.OUTCOME_KEY]
+                for r in schema.read_examples(sorted(glob.glob(schema.split_pattern(out, schema.INPUTS_SPLIT))))}
+    assert len(outcomes) == 26 and outcomes["broken.png"] == imlib.NOT_AN_IMAGE
+    assert outcomes["zz_copy.png"] == schema.ACCEPTED, "duplicates are decided later: accepted in the inputs split"
     return config, out, report
 
 
@@ -46,6 +50,7 @@ def _same_as_reference(reference, out: str, report) -> None:
     _, ref_out, ref_report = reference
     assert _written_ids(out) == _written_ids(ref_out), "records lost or added"
     assert _shards(out) == _shards(ref_out), "shards differ from the in-process run"
+    assert f"Split-inputs/data-00000-of-00001{schema.FILE_SUFFIX}" in _shards(out), "the inputs split is compared too"
     assert report.written == ref_report.written
     assert sorted((r.id, r.reason) for r in report.rejects) == sorted((r.id, r.reason) for r in ref_report.rejects)
 

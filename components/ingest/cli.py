@@ -10,8 +10,9 @@ import sys
 EXIT_USAGE = 2
 
 _DESCRIPTION = """\
-Ingest face images into TFRecords (OUT/Split-train, OUT/Split-eval; the example schema of dcgan.schema) and write
-an ingest report (OUT/ingest_report.json, OUT/ingest_report.txt, OUT/preview.png).
+Ingest face images into TFRecords (OUT/Split-train, OUT/Split-eval, and OUT/Split-inputs: each input's outcome;
+the example schema of dcgan.schema) and write an ingest report (OUT/ingest_report.json, OUT/ingest_report.txt,
+OUT/preview.png).
 
 SOURCE: a folder (recursive), a .zip (CelebA layout; list_attr_celeba.txt labels when found), a glob such as
 'photos/**/*.jpg' (quote it), one image file, or avatars:N:SEED (N built-in avatar faces).

@@ -1,10 +1,11 @@
 """`FaceExampleGen`: the TFX component that runs the ingest Beam pipeline — the first node of the pipeline's DAG.
 
-Outputs a standard `Examples` artifact (split_names ["train", "eval"], GZIP TFRecords of tf.Example in the
-`dcgan.schema` layout, payload format FORMAT_TF_EXAMPLE) that a stock TFX Trainer and `dcgan train --data <uri>`
-read, and an `IngestReport` artifact holding ingest_report.json/.txt and preview.png. The counts are also set as
-custom properties of both artifacts (`num_input`, `num_train`, `num_eval`, `num_rejected`, `rejected_<reason>`), so
-they show in MLMD and in KFP's UI without opening files.
+Outputs a standard `Examples` artifact (split_names ["train", "eval", "inputs"], GZIP TFRecords of tf.Example in
+the `dcgan.schema` layout, version 2, payload format FORMAT_TF_EXAMPLE) that a stock TFX Trainer and
+`dcgan train --data <uri>` read (train and eval; `inputs` holds one row per input item with its outcome, for the
+data validation's statistics), and an `IngestReport` artifact holding ingest_report.json/.txt and preview.png. The
+counts are also set as custom properties of both artifacts (`num_input`, `num_train`, `num_eval`, `num_rejected`,
+`rejected_<reason>`), so they show in MLMD and in KFP's UI without opening files.
 
 The executor is a `BaseBeamExecutor`: the pipeline's `beam_pipeline_args` choose the runner (DirectRunner by
 default; `--direct_num_workers=N --direct_running_mode=multi_processing`; Dask, Flink, Spark or Dataflow).
@@ -81,7 +82,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         options = PipelineOptions(self._beam_pipeline_args)
         report = ingest.execute(self._make_beam_pipeline(), plan, examples.uri, report_artifact.uri, options)
 
-        examples.split_names = artifact_utils.encode_split_names(list(schema.SPLITS))
+        examples.split_names = artifact_utils.encode_split_names(list(schema.ALL_SPLITS))
         examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
         properties = {"num_input": report.input_count, "num_rejected": len(report.rejects),
@@ -94,7 +95,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
 
 class FaceExampleGen(base_beam_component.BaseBeamComponent):
-    """Ingest face images into an `Examples` artifact (train/eval) plus an `IngestReport`.
+    """Ingest face images into an `Examples` artifact (train/eval, and inputs: each item's outcome) plus an
+    `IngestReport`.
 
     Args:
       source: a folder (recursive), a .zip (CelebA layout; list_attr_celeba.txt labels when present), a glob, one

@@ -1,12 +1,21 @@
-"""The ingest pipeline (Apache Beam): source items → decode → detect+align / crop → resize → PNG → dedup → split
-→ sharded TFRecords in the example schema (`dcgan.schema`), plus the ingest report.
+"""The ingest pipeline (Apache Beam): source items → decode → detect+align / crop → resize → PNG → features → dedup
+→ split → sharded TFRecords in the example schema (`dcgan.schema`, version 2), plus the ingest report.
 
     the Source (one element) ─ ListSource ─┬─ batches of items ─ Reshuffle ─ ProcessItems ─┬─ records ─ Place ─┐
-      (lists inside a worker: folder walk, │                                                └─ rejects ──────┐  │
-       object-store match, zip central     ├─ item count ─ shard counts ─(side input of Place)              │  │
-       directory, avatar indexes)          │                    └─ every (split, shard) key ─ GroupByKey ◄───┼──┘
+      (lists inside a worker: folder walk, │                                                ├─ inputs rows ───┐ │
+       object-store match, zip central     │                                                └─ rejects ──────┐│ │
+       directory, avatar indexes)          ├─ item count ─ shard counts ─(side input of Place)              ││ │
+                                           │                    └─ every (split, shard) key ─ GroupByKey ◄───┼┴─┘
                                            └─ ignored names, count ──────────┐   WriteShards: dedup, sort,  │
                                                                              ▼   write one file ─► report ◄─┘
+
+What is written (`dcgan.schema` has the tables): `Split-train/` and `Split-eval/`, one example per kept face crop:
+the PNG, its id, source, sha256, attributes, and its version-2 features (`quality/*` of the crop from
+`dcgan.quality`, `source/height|width` of the decoded input, `face/*` of the chosen face in align mode); and
+`Split-inputs/data-00000-of-00001.tfrecord.gz`, one row per listed item sorted by id: its `ingest/outcome`
+(`accepted` or the reject reason) and what is known of it (source size, face confidence). ProcessItems emits one
+inputs row per item it was given; the rows go to the same GroupByKey under one more int key (the inputs split's
+only shard). Items rejected as duplicates at write time are `accepted` rows: the duplicate is decided later.
 
 The job graph holds the parsed SOURCE only, never its items: a CelebA zip (200k members) or a bucket of photos is
 listed by a worker when the pipeline runs (`sources.iter_listing`), and the Reshuffle spreads the batches of items
@@ -54,7 +63,7 @@ from components.ingest import beamio
 from components.ingest import report as reportlib
 from components.ingest import sources as sourcelib
 from components.ingest.config import IngestConfig, IngestError
-from dcgan import avatars, faces, fileio, schema
+from dcgan import avatars, faces, fileio, quality, schema
 from dcgan import images as imlib
 
 log = logging.getLogger(__name__)
@@ -107,6 +116,7 @@ def shard_name(split: str, shard: int, num_shards: int) -> str:
 # DoFns emit (kind, value) pairs that are then selected by kind, rather than tagged outputs: the Dask runner
 # merges all tagged outputs of a ParDo into one collection.
 RECORD, REJECT, COUNT, PREVIEW, ATTRIBUTE = "record", "reject", "count", "preview", "attribute"
+INPUT = "input"
 BATCH, LISTED, IGNORED = "batch", "listed", "ignored"
 
 
@@ -120,6 +130,38 @@ class Record(NamedTuple):
     png: bytes
     sha256: str
     attributes: dict[str, str]
+    features: dict[str, float | int | str]  # the version-2 features by schema key
+
+
+class InputRow(NamedTuple):
+    """One row of the inputs split: what became of one listed item."""
+
+    id: str
+    outcome: str  # schema.ACCEPTED or the reject reason
+    features: dict[str, float | int | str]  # source/height, source/width, face/confidence where known
+
+
+def example_features(crop, source_shape: tuple[int, ...], face: faces.Face | None,
+                     margin: float) -> dict[str, float | int | str]:
+    """The version-2 features of one accepted crop, by schema key: `quality/*` of the crop, the source's size and,
+    when the crop was aligned on a face, `face/*`."""
+    features: dict[str, float | int | str] = {schema.QUALITY_PREFIX + name: value
+                                              for name, value in quality.image_features(crop).items()}
+    features.update(source_features(source_shape, face))
+    if face is not None:
+        features.update({schema.FACE_PREFIX + name: value
+                         for name, value in faces.face_features(face, source_shape, margin).items()})
+    return features
+
+
+def source_features(source_shape: tuple[int, ...] | None, face: faces.Face | None) -> dict[str, float | int]:
+    """What the inputs split knows of an item: its decoded size and the chosen face's confidence (when known)."""
+    out: dict[str, float | int] = {}
+    if source_shape is not None:
+        out[schema.SOURCE_HEIGHT_KEY], out[schema.SOURCE_WIDTH_KEY] = int(source_shape[0]), int(source_shape[1])
+    if face is not None:
+        out[schema.FACE_CONFIDENCE_KEY] = float(face.confidence)
+    return out
 
 
 _SPLIT_STRIDE = 1_000_000
@@ -128,11 +170,18 @@ _SPLIT_STRIDE = 1_000_000
 def shard_key(split: str, shard: int) -> int:
     """The GroupByKey key of one output file. An int on purpose: Dask partitions groups by Python's hash(), which
     for strings depends on each worker's PYTHONHASHSEED; a key split over two partitions would lose records."""
-    return schema.SPLITS.index(split) * _SPLIT_STRIDE + shard
+    return schema.ALL_SPLITS.index(split) * _SPLIT_STRIDE + shard
 
 
 def split_and_shard(key: int) -> tuple[str, int]:
-    return schema.SPLITS[key // _SPLIT_STRIDE], key % _SPLIT_STRIDE
+    return schema.ALL_SPLITS[key // _SPLIT_STRIDE], key % _SPLIT_STRIDE
+
+
+INPUTS_KEY = shard_key(schema.INPUTS_SPLIT, 0)  # the inputs split is one file
+
+
+def _input_key(row):  # untyped: Beam would turn annotations into coders
+    return INPUTS_KEY, row
 
 
 def _place(record, eval_ratio, seed, shards):  # untyped: Beam would turn annotations into coders
@@ -147,6 +196,7 @@ def _every_shard(shards):
     for split in schema.SPLITS:
         for shard in range(shards[split]):
             yield shard_key(split, shard), shards[split]
+    yield INPUTS_KEY, 1
 
 
 class ListSource(beam.DoFn):
@@ -198,7 +248,8 @@ class _Progress:
 
 
 class ProcessItems(beam.DoFn):
-    """A batch of work items → (RECORD, Record) and (REJECT, Reject) pairs. Never raises on bad input."""
+    """A batch of work items → (RECORD, Record) and (REJECT, Reject) pairs, and one (INPUT, InputRow) per item.
+    Never raises on bad input."""
 
     def __init__(self, config: IngestConfig, source: sourcelib.Source, threads: int = 0,
                  s3_args: Sequence[str] = ()):
@@ -230,13 +281,20 @@ class ProcessItems(beam.DoFn):
             log.info("ingest worker %d: finished, %d items processed (%d rejected) in %.1f s", os.getpid(), p.done,
                      p.rejected, elapsed)
 
-    def _reject(self, item_id: str, reason: str, detail: str) -> tuple[str, reportlib.Reject]:
+    def _reject(self, item_id: str, reason: str, detail: str, source_shape: tuple[int, ...] | None = None,
+                face: faces.Face | None = None):
+        """The (REJECT, Reject) and (INPUT, InputRow) pairs of a rejected item."""
         beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc()
-        return REJECT, reportlib.Reject(item_id, reason, detail)
+        return ((REJECT, reportlib.Reject(item_id, reason, detail)),
+                (INPUT, InputRow(item_id, reason, source_features(source_shape, face))))
 
-    def _record(self, item_id: str, image, attributes: dict[str, str]) -> tuple[str, Record]:
+    def _record(self, item_id: str, image, attributes: dict[str, str], source_shape: tuple[int, ...],
+                face: faces.Face | None = None):
+        """The (RECORD, Record) and (INPUT, InputRow) pairs of an accepted crop."""
         png = imlib.encode_png(image)
-        return RECORD, Record(item_id, png, hashlib.sha256(png).hexdigest(), dict(attributes))
+        features = example_features(image, source_shape, face, self.crop.margin)
+        return ((RECORD, Record(item_id, png, hashlib.sha256(png).hexdigest(), dict(attributes), features)),
+                (INPUT, InputRow(item_id, schema.ACCEPTED, source_features(source_shape, face))))
 
     def process(self, batch):  # a list of WorkItems (untyped: Beam reads annotations as type hints)
         self.batch_start.update(int(time.time() * 1000))
@@ -248,51 +306,56 @@ class ProcessItems(beam.DoFn):
                 if item.kind == "avatar":
                     image, attributes = avatars.generate_avatar(self.source.avatar_seed, item.index,
                                                                 self.config.size)
-                    yield self._record(item.id, image, attributes)
+                    yield from self._record(item.id, image, attributes, image.shape)
                     continue
                 image = imlib.decode_image(sourcelib.read_item(item), max_pixels=self.config.max_pixels)
                 decoded.append((item, image, sourcelib.attributes_for(self.source, item)))
             except imlib.ImageRejected as e:
                 rejected += 1
-                yield self._reject(item.id, e.reason, e.detail)
+                yield from self._reject(item.id, e.reason, e.detail)
             except Exception as e:  # noqa: BLE001 - one bad input must never stop the run
                 rejected += 1
                 log.warning("ingest: unexpected error on %s:\n%s", item.id, traceback.format_exc())
-                yield self._reject(item.id, reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}")
-        for (item, _, attributes), crop in zip(decoded, self._crop_all([d[1] for d in decoded]), strict=True):
+                yield from self._reject(item.id, reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}")
+        cropped = self._crop_all([d[1] for d in decoded])
+        for (item, image, attributes), (crop, face) in zip(decoded, cropped, strict=True):
             if isinstance(crop, imlib.ImageRejected):
                 rejected += 1
-                yield self._reject(item.id, crop.reason, crop.detail)
+                yield from self._reject(item.id, crop.reason, crop.detail, image.shape, face)
                 continue
             try:
-                yield self._record(item.id, crop, attributes)
+                pairs = self._record(item.id, crop, attributes, image.shape, face)
             except Exception as e:  # noqa: BLE001
                 rejected += 1
-                yield self._reject(item.id, reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}")
+                pairs = self._reject(item.id, reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}", image.shape)
+            yield from pairs
         self.written.inc(len(batch) - rejected)
         self.progress.tick(len(batch), rejected)
         self.batch_end.update(int(time.time() * 1000))
 
     def _crop_all(self, images: list) -> list:
+        """Decoded images → (crop or ImageRejected, chosen face or None) each (`faces.crop_images_with_faces`)."""
         if not images:
             return []
         try:
-            return faces.crop_images(images, self.crop, self.detector)
+            return faces.crop_images_with_faces(images, self.crop, self.detector)
         except Exception:  # noqa: BLE001 - find the one image that breaks the batch, keep the others
             log.warning("ingest: batch crop failed, retrying image by image:\n%s", traceback.format_exc())
         out: list = []
         for image in images:
             try:
-                out.append(faces.crop_images([image], self.crop, self.detector)[0])
+                out.append(faces.crop_images_with_faces([image], self.crop, self.detector)[0])
             except Exception as e:  # noqa: BLE001
-                out.append(imlib.ImageRejected(reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}"))
+                out.append((imlib.ImageRejected(reportlib.PROCESSING_ERROR, f"{type(e).__name__}: {e}"), None))
         return out
 
 
 class WriteShards(beam.DoFn):
-    """(shard key, records) → one TFRecord file, records deduplicated by sha256 and sorted by id.
+    """(shard key, records) → one TFRecord file, records deduplicated by sha256 and sorted by id; the inputs split's
+    key: (INPUTS_KEY, inputs rows) → its one file, rows sorted by id.
 
-    Outputs (kind, value) pairs: (COUNT, (split, n)), (REJECT, duplicate), (PREVIEW, (id, png)), (ATTRIBUTE, name)."""
+    Outputs (kind, value) pairs: (COUNT, (split, n)), (REJECT, duplicate), (PREVIEW, (id, png)), (ATTRIBUTE, name);
+    nothing for the inputs split."""
 
     def __init__(self, examples_dir: str, source_spec: str, size: int, preview_count: int):
         self.examples_dir = examples_dir.rstrip("/")
@@ -300,13 +363,16 @@ class WriteShards(beam.DoFn):
         self.size = size
         self.preview_count = preview_count
 
-    def process(self, element):  # (shard key, iterable of Records and the split's number of shards, an int)
-        import tensorflow as tf
-
+    def process(self, element):  # (shard key, iterable of Records or InputRows and the split's number of shards)
         key, values = element
         split, shard = split_and_shard(key)
         values = list(values)
         num_shards = max(v for v in values if isinstance(v, int))
+        if split == schema.INPUTS_SPLIT:
+            rows = sorted((r for r in values if isinstance(r, InputRow)), key=lambda r: r.id)
+            self._write(split, shard, num_shards, (schema.make_inputs_example(r.id, r.outcome, r.features)
+                                                   for r in rows))
+            return
         records = sorted((r for r in values if isinstance(r, Record)), key=lambda r: r.id)
         kept: list[Record] = []
         first_with: dict[str, str] = {}
@@ -317,22 +383,29 @@ class WriteShards(beam.DoFn):
             else:
                 first_with[r.sha256] = r.id
                 kept.append(r)
-        final = f"{self.examples_dir}/{shard_name(split, shard, num_shards)}"
-        tmp = f"{self.examples_dir}/{TMP_DIR}/{split}-{shard:05d}-{uuid.uuid4().hex}{schema.FILE_SUFFIX}"
-        fileio.ensure_filesystem(final)  # s3:// in this worker process too (multi-process/Dask workers)
-        tf.io.gfile.makedirs(os.path.dirname(tmp))
-        tf.io.gfile.makedirs(os.path.dirname(final))
-        with tf.io.TFRecordWriter(tmp, options=tf.io.TFRecordOptions(compression_type=schema.COMPRESSION)) as w:
-            for r in kept:
-                w.write(schema.make_example(r.png, self.size, self.size, r.id, self.source_spec, r.attributes,
-                                            r.sha256).SerializeToString(deterministic=True))
-        tf.io.gfile.rename(tmp, final, overwrite=True)
+        self._write(split, shard, num_shards, (schema.make_example(r.png, self.size, self.size, r.id,
+                                                                   self.source_spec, r.attributes, r.sha256,
+                                                                   features=r.features) for r in kept))
         beam.metrics.Metrics.counter(METRICS_NAMESPACE, "written").inc(len(kept))
         yield COUNT, (split, len(kept))
         for r in kept[:self.preview_count]:
             yield PREVIEW, (r.id, r.png)
         for name in sorted({k for r in kept for k in r.attributes}):
             yield ATTRIBUTE, name
+
+    def _write(self, split: str, shard: int, num_shards: int, examples) -> None:
+        """Write `examples` (tf.train.Examples, in order) as one shard file: a temporary file renamed when done."""
+        import tensorflow as tf
+
+        final = f"{self.examples_dir}/{shard_name(split, shard, num_shards)}"
+        tmp = f"{self.examples_dir}/{TMP_DIR}/{split}-{shard:05d}-{uuid.uuid4().hex}{schema.FILE_SUFFIX}"
+        fileio.ensure_filesystem(final)  # s3:// in this worker process too (multi-process/Dask workers)
+        tf.io.gfile.makedirs(os.path.dirname(tmp))
+        tf.io.gfile.makedirs(os.path.dirname(final))
+        with tf.io.TFRecordWriter(tmp, options=tf.io.TFRecordOptions(compression_type=schema.COMPRESSION)) as w:
+            for example in examples:
+                w.write(example.SerializeToString(deterministic=True))
+        tf.io.gfile.rename(tmp, final, overwrite=True)
 
 
 def _write_report(_, *, base: dict[str, Any], report_dir: str, items: list) -> None:
@@ -381,9 +454,12 @@ def build_ingest_pipeline(pipeline: beam.Pipeline, plan: IngestPlan, examples_di
     keyed = (processed
              | "Records" >> beam.FlatMap(_only, RECORD)
              | "Place" >> beam.Map(_place, config.eval_ratio, config.seed, beam.pvalue.AsSingleton(shards)))
+    inputs = (processed
+              | "InputRows" >> beam.FlatMap(_only, INPUT)
+              | "InputsKey" >> beam.Map(_input_key))
     every_shard = shards | "EveryShard" >> beam.FlatMap(_every_shard)
     written = (
-        (keyed, every_shard)
+        (keyed, inputs, every_shard)
         | "Merge" >> beam.Flatten()
         | "GroupShards" >> beam.GroupByKey()
         | "Write" >> beam.ParDo(WriteShards(examples_dir, source.spec, config.size, config.preview_count)))
@@ -438,7 +514,7 @@ def prepare_output(examples_dir: str, report_dir: str, overwrite: bool) -> None:
     """Make sure no earlier ingest's files survive in the output (stale shards would be read as data)."""
     import tensorflow as tf
 
-    ours = [f"{examples_dir}/Split-{s}" for s in schema.SPLITS] + [f"{examples_dir}/{TMP_DIR}"] + \
+    ours = [f"{examples_dir}/Split-{s}" for s in schema.ALL_SPLITS] + [f"{examples_dir}/{TMP_DIR}"] + \
         [f"{report_dir}/{name}" for name in (reportlib.REPORT_JSON, reportlib.REPORT_TEXT, reportlib.PREVIEW_PNG)]
     present = [p for p in ours if tf.io.gfile.exists(p)]
     if present and not overwrite:
@@ -500,7 +576,7 @@ def run_ingest(config: IngestConfig, examples_dir: str, report_dir: str | None =
                beam_pipeline_args: Sequence[str] | None = None, overwrite: bool = False) -> reportlib.IngestReport:
     """Run the ingest pipeline with `beam_pipeline_args` (DirectRunner by default) and return its report.
 
-    Writes `examples_dir/Split-{train,eval}/data-SSSSS-of-NNNNN.tfrecord.gz` and the report files into
+    Writes `examples_dir/Split-{train,eval,inputs}/data-SSSSS-of-NNNNN.tfrecord.gz` and the report files into
     `report_dir` (default: `examples_dir`). Raises IngestError before running when the input cannot be used, and
     after the run when the source held no image at all.
     """

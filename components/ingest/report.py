@@ -35,7 +35,7 @@ class Reject:
 @dataclass
 class IngestReport:
     source: str
-    examples: str  # the Examples directory written (Split-train/, Split-eval/)
+    examples: str  # the Examples directory written (Split-train/, Split-eval/, Split-inputs/)
     config: dict[str, Any]
     input_count: int
     written: dict[str, int]  # split name → examples written
