@@ -22,7 +22,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="training steps (= --set train.steps=N)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override any config value, e.g. --set evaluation.fid_threshold=150 (repeatable); "
-                        "sections: ingest, train, evaluation, directions, beam; top-level fields without a section")
+                        "sections: ingest, train, evaluation, directions, beam, validation; top-level fields "
+                        "without a section")
     p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
 
 
@@ -52,7 +53,9 @@ def register(subparsers) -> None:
     sub.required = True
 
     run = sub.add_parser("run", help="run the whole pipeline with TFX's LocalDagRunner (SQLite MLMD, Beam)",
-                         description="ingest → train → evaluate (FID gate) → infra check → push, on this machine")
+                         description="ingest → validate the data (statistics, schema, anomalies: a bad drop stops "
+                                     "here, exit 4) → train → evaluate (FID gate) → infra check → push, on this "
+                                     "machine")
     _add_config_args(run)
     run.add_argument("--runner", choices=("direct", "multiprocess", "dask"),
                      help="Beam runner for ingest: DirectRunner in-process (default), multi-process, or Dask")
@@ -99,11 +102,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dcgan.runtime import cpu_info, describe_tensorflow
 
     print(f"machine: {cpu_info().describe()}; {describe_tensorflow()}", file=sys.stderr)
+    from components.validation.report import DataValidationError
     from dcgan.interrupt import Interrupted, StepInterrupted, signal_name, stop_on_signals
 
     try:
         with stop_on_signals():  # Ctrl-C / SIGTERM: the step in progress fails; a second signal exits at once
             run_local(config)
+    except DataValidationError as e:  # the Trainer's gate (components/validation/trainer.py), raised through TFX
+        print(f"\n{e}", file=sys.stderr)
+        return e.exit_code
     except StepInterrupted as e:
         print(f"dcgan pipeline run: {e}", file=sys.stderr)
         return e.exit_code

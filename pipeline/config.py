@@ -35,6 +35,8 @@ from dcgan.metrics.config import EvaluationConfig
 PRESETS = ("smoke", "quick", "standard", "full")
 BEAM_RUNNERS = ("direct", "multiprocess", "dask")
 INGEST_MODES = ("align", "center-crop", "none")
+# The curated schema of the built-in avatars (its header: the statistics its ranges and thresholds come from).
+AVATARS_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "avatars.pbtxt")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,23 @@ class BeamSettings:
 
 
 @dataclass(frozen=True)
+class ValidationSettings:
+    """Data validation before training (components/validation, docs/data.md): StatisticsGen, the schema and the
+    ExampleValidator, whose anomalies stop the run at the Trainer."""
+
+    enabled: bool = True
+    # "" = the rule: pipeline/schemas/avatars.pbtxt for avatars:... sources, else <root>/schema.pbtxt (imported when
+    # it exists, inferred and written there on the first run); else the path of a schema.pbtxt to import.
+    schema: str = ""
+
+    def validate(self) -> ValidationSettings:
+        if self.schema and not fileio.is_remote(self.schema) and not os.path.isfile(self.schema):
+            raise ConfigError(f"validation.schema={self.schema!r}: no such file (a schema.pbtxt to import; \"\" = "
+                              "the curated schema of the built-in avatars, or <root>/schema.pbtxt)")
+        return self
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str = "dcgan-faces"
     preset: str = "quick"
@@ -116,6 +135,7 @@ class PipelineConfig:
         default_factory=lambda: EvaluationSettings(max_fid_regression=0.0, memorization_reference=2000))
     directions: DirectionsSettings = field(default_factory=DirectionsSettings)
     beam: BeamSettings = field(default_factory=BeamSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
 
     # -- derived ----------------------------------------------------------------------------------------------------
     @property
@@ -133,6 +153,17 @@ class PipelineConfig:
     @property
     def push_base(self) -> str:
         return fileio.join(self.serving_root or fileio.join(self.root, "serving"), self.model_name)
+
+    @property
+    def schema_path(self) -> str:
+        """The schema file the data is validated with: `validation.schema` when set, else the curated
+        pipeline/schemas/avatars.pbtxt for an avatars:... source, else <root>/schema.pbtxt (imported when it
+        exists; otherwise the first run infers it and writes it there)."""
+        if self.validation.schema:
+            return self.validation.schema
+        if self.data.startswith("avatars:"):
+            return AVATARS_SCHEMA
+        return fileio.join(self.root, "schema.pbtxt")
 
     def beam_pipeline_args(self) -> list[str]:
         b = self.beam
@@ -182,6 +213,7 @@ class PipelineConfig:
             raise ConfigError(str(e)) from e
         if self.infra_timeout_seconds <= 0:
             raise ConfigError("infra_timeout_seconds must be positive")
+        self.validation.validate()
         self.train.validate()
         return self
 
@@ -200,6 +232,7 @@ class PipelineConfig:
             "evaluation": EvaluationSettings(**d.pop("evaluation", {})),
             "directions": DirectionsSettings.from_json(d.pop("directions", {})),
             "beam": BeamSettings(**d.pop("beam", {})),
+            "validation": ValidationSettings(**d.pop("validation", {})),
         }
         return cls(**d, **nested)
 

@@ -2,7 +2,8 @@
 produced it (`dcgan lineage`).
 
 The walk follows MLMD events: PushedModel ← Pusher execution → its Model, ModelBlessing and InfraBlessing inputs;
-Model ← Trainer execution → its Examples input, ModelRun output and training properties; Examples ← FaceExampleGen
+Model ← Trainer execution → its Examples input, ModelRun output and training properties, and its data_validation
+input (ExampleAnomalies: per-split result, anomalies.txt, statistics.html / .png); Examples ← FaceExampleGen
 execution → its source and IngestReport; the FidEvaluator execution that read the Model → FidEvaluation metrics.
 """
 
@@ -108,6 +109,27 @@ class MetadataGraph:
         return self.execution_types.get(execution.type_id, "?").rsplit(".", 1)[-1]
 
 
+def describe_validation(anomalies) -> list[tuple[str, str]]:
+    """(field, value) rows of an ExampleAnomalies artifact of the ExampleValidator (components/validation): the
+    result per split, where to allow an anomaly, and the files to look at."""
+    props = properties(anomalies)
+    blessed = props.get("blessed") or {}
+    blessed = blessed if isinstance(blessed, dict) else {}
+    failed = sorted(split for split, value in blessed.items() if value != 1)
+    count = int(props.get("num_anomalies", 0) or 0)
+    result = (f"passed ({', '.join(sorted(blessed))}: no anomalies)" if blessed and not failed
+              else f"FAILED: {count} anomal{'y' if count == 1 else 'ies'} in {', '.join(failed) or '?'}")
+    if props.get("baseline"):
+        result += "; drift checked against the last validated drop"
+    rows = [("result", result)]
+    if props.get("schema_path"):
+        rows.append(("schema", str(props["schema_path"])))
+    rows += [("anomalies", os.path.join(anomalies.uri, "anomalies.txt")),
+             ("statistics", os.path.join(anomalies.uri, "statistics.html") + " (TFDV), "
+              + os.path.join(anomalies.uri, "statistics.png"))]
+    return rows
+
+
 def pushed_models(store: metadata_store.MetadataStore) -> list:
     pushed = [a for a in store.get_artifacts_by_type("PushedModel") if properties(a).get("pushed") == 1]
     return sorted(pushed, key=lambda a: str(properties(a).get("pushed_version", "")))
@@ -168,7 +190,11 @@ def lineage(metadata_path: str, version: str | None = None) -> Lineage:
                 result.add("training", "final g_loss", summary.get("g_loss"))
                 result.add("training", "images/s", summary.get("images_per_sec"))
                 result.add("training", "training images", summary.get("num_examples"))
-        examples = (graph.artifacts_of(trainer.id, INPUT_EVENTS).get("Examples") or [None])[0]
+        trainer_inputs = graph.artifacts_of(trainer.id, INPUT_EVENTS)
+        examples = (trainer_inputs.get("Examples") or [None])[0]
+        for anomalies in trainer_inputs.get("ExampleAnomalies") or []:
+            for name, value in describe_validation(anomalies):
+                result.add("data validation", name, value)
 
     # data
     if examples is not None:

@@ -1,10 +1,19 @@
 """The TFX DAG and its runners: LocalDagRunner (default: embedded SQLite MLMD, Beam DirectRunner) and the Kubeflow
 Pipelines V2 compiler, for open-source Kubeflow Pipelines (`kfp`) or Vertex AI Pipelines (`vertex`).
 
-    FaceExampleGen ──► Trainer (run_fn = components.trainer_module.run_fn) ──┬──► FidEvaluator ──► Pusher
-         │                                                                   ├──► InfraCheck ─────┘
-         └────────────────────────── examples ───────────────────────────────┘
+    FaceExampleGen ──► StatisticsGen ──► SchemaGen | ImportSchemaGen ──► ExampleValidator ──► anomalies
+         │                                                                                     │ (the gate)
+         ├──────────► Trainer (run_fn = components.trainer_module.run_fn) ◄────────────────────┘
+         │               ├──► FidEvaluator ──► Pusher
+         │               └──► InfraCheck ─────┘
+         └──── examples ────► FidEvaluator
     baseline ──► FidEvaluator (no regression allowed beyond the allowance)
+
+Data validation (components/validation; off with validation.enabled=false): the stock StatisticsGen; the schema is
+imported from `config.schema_path` (stock ImportSchemaGen) when that file exists, else inferred with the project's
+policy and written there for the user to curate (SchemaGen with components.validation's executor); the
+ExampleValidator checks every split in its environment, drift against the last validated drop and train/eval skew;
+the Trainer refuses a drop with anomalies (DataValidationError) before any training.
 
 The baseline: locally and on Vertex, TFX's latest-blessed-model Resolver (an ML Metadata query); on open-source
 Kubeflow Pipelines, whose backend runs no resolver executors, the FidEvaluator reads the serving store the Pusher
@@ -15,12 +24,17 @@ version appears only when complete.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 
 from dcgan import fileio
 from pipeline.config import PipelineConfig
 
-NODE_IDS = ("FaceExampleGen", "Trainer", "latest_blessed_model_resolver", "FidEvaluator", "InfraCheck", "Pusher")
+NODE_IDS = ("FaceExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "Trainer",
+            "latest_blessed_model_resolver", "FidEvaluator", "InfraCheck", "Pusher")
+# Where the image (Dockerfile: WORKDIR /app, COPY pipeline pipeline) has the repository's pipeline/ folder: the
+# curated schemas' path in a Kubeflow task.
+CONTAINER_PIPELINE_DIR = "/app/pipeline"
 TARGETS = ("kfp", "vertex")  # compile targets: open-source Kubeflow Pipelines, Vertex AI Pipelines
 
 
@@ -33,6 +47,7 @@ def create_pipeline(config: PipelineConfig, *, target: str = "local"):
     from components.infra_check import InfraCheck
     from components.ingest.component import FaceExampleGen
     from components.pusher import EXECUTOR_SPEC as PUSHER_EXECUTOR_SPEC
+    from components.validation.trainer import Trainer
 
     config.validate()
     if target not in ("local", *TARGETS):
@@ -41,7 +56,9 @@ def create_pipeline(config: PipelineConfig, *, target: str = "local"):
     ingest = FaceExampleGen(source=config.data, size=config.train.model.size, fingerprint_source=not for_kubeflow,
                             **dataclasses.asdict(config.ingest))
 
-    trainer = tfx.components.Trainer(
+    validation = _validation_components(config, ingest.outputs["examples"], for_kubeflow)
+    trainer = Trainer(  # TFX's Trainer; with `data_validation`, it refuses a drop that did not pass
+        data_validation=validation[-1].outputs["anomalies"] if validation else None,
         run_fn="components.trainer_module.run_fn",
         examples=ingest.outputs["examples"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps),
@@ -52,7 +69,7 @@ def create_pipeline(config: PipelineConfig, *, target: str = "local"):
                        "resume_root": fileio.join(config.pipeline_root, "Trainer", "interrupted")},
     )
 
-    components = [ingest, trainer]
+    components = [ingest, *validation, trainer]
     baseline: dict = {}
     if config.evaluation.regression_check and target == "kfp":
         baseline = {"baseline_base_path": config.push_base,
@@ -96,6 +113,37 @@ def create_pipeline(config: PipelineConfig, *, target: str = "local"):
         metadata_connection_config=metadata,
         beam_pipeline_args=config.beam_pipeline_args(),
     )
+
+
+def _validation_components(config: PipelineConfig, examples, for_kubeflow: bool) -> list:
+    """StatisticsGen, the schema (imported or inferred: PipelineConfig.schema_path) and the ExampleValidator; none
+    when validation is off. On Kubeflow, the curated avatars schema is read from the image, and a schema that is not
+    given explicitly is inferred (the compile does not look into the root)."""
+    if not config.validation.enabled:
+        return []
+    from tfx import v1 as tfx
+
+    from components.validation.component import ExampleValidator, ImportSchemaGen, SchemaGen
+    from pipeline.config import AVATARS_SCHEMA
+
+    statistics = tfx.components.StatisticsGen(examples=examples)
+    # the schema: imported (its content hashed into the cache key, so an edit is read) or inferred
+    path = shown = config.schema_path
+    curated = path == AVATARS_SCHEMA
+    if curated and for_kubeflow:
+        path = f"{CONTAINER_PIPELINE_DIR}/schemas/{os.path.basename(AVATARS_SCHEMA)}"
+        shown = os.path.relpath(AVATARS_SCHEMA, os.path.dirname(os.path.dirname(AVATARS_SCHEMA)))
+    if curated or config.validation.schema or (not for_kubeflow and fileio.exists(path)):
+        local = AVATARS_SCHEMA if curated else path  # the file as this machine sees it, for its content hash
+        sha256 = hashlib.sha256(open(local, "rb").read()).hexdigest() if os.path.isfile(local) else ""
+        schema = ImportSchemaGen(schema_file=_abs(path, for_kubeflow), schema_sha256=sha256)
+    else:
+        schema = SchemaGen(statistics=statistics.outputs["statistics"], curated_schema_path=_abs(path, for_kubeflow))
+    validator = ExampleValidator(
+        statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"],
+        baseline_path=_abs(fileio.join(config.pipeline_root, "ExampleValidator", "baseline"), for_kubeflow),
+        schema_path=_abs(shown, for_kubeflow))
+    return [statistics, schema, validator]
 
 
 def _abs(path: str, keep: bool) -> str:

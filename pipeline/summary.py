@@ -9,7 +9,7 @@ from typing import Any
 
 from dcgan import fileio, runtime
 from pipeline.config import PipelineConfig
-from pipeline.lineage import OUTPUT_EVENTS, MetadataGraph, lineage, open_store, properties
+from pipeline.lineage import OUTPUT_EVENTS, MetadataGraph, describe_validation, lineage, open_store, properties
 
 
 @dataclass
@@ -22,6 +22,18 @@ class RunSummary:
 def _latest(graph: MetadataGraph, kind: str):
     executions = [e for e in graph.store.get_executions() if graph.execution_kind(e) == kind]
     return max(executions, key=lambda e: e.id) if executions else None
+
+
+def validation_lines(graph: MetadataGraph) -> list[str]:
+    """The data validation's result and files (the latest ExampleValidator execution), or nothing when it is off."""
+    validator = _latest(graph, "ExampleValidator")
+    anomalies = graph.artifacts_of(validator.id, OUTPUT_EVENTS).get("ExampleAnomalies", []) if validator else []
+    if not anomalies:
+        return []
+    rows = dict(describe_validation(anomalies[0]))
+    return [f"  data validation: {rows['result']}",
+            f"  statistics:    {rows['statistics']}",
+            f"  anomalies:     {rows['anomalies']}"]
 
 
 def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> RunSummary:
@@ -52,7 +64,7 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
             blessing = graph.artifacts_of(evaluator.id, OUTPUT_EVENTS).get("ModelBlessing", [])
             if blessing:
                 reason = str(properties(blessing[0]).get("reason", reason))
-        lines += ["NOT PUSHED: the model was not blessed.", f"  reason: {reason}",
+        lines += ["NOT PUSHED: the model was not blessed.", f"  reason: {reason}", *validation_lines(graph),
                   f"  details: .venv/bin/dcgan lineage --root {config.root}  (the last pushed model, if any)"]
         return RunSummary(False, None, "\n".join(lines))
 
@@ -79,6 +91,7 @@ def run_summary(config: PipelineConfig, wall_seconds: float | None = None) -> Ru
         *([f"  resumed:       training went on from step {resumed} of an interrupted run (its checkpoint)"]
           if (resumed := (info.details.get("training") or {}).get("resumed_from_step")) else []),
         f"  ingest report: {rows.get(('data', 'ingest report'), '?')}",
+        *validation_lines(graph),
         "",
         "Serve it (TF Serving gRPC :8500 and REST :8501 APIs):",
         f"  .venv/bin/dcgan serve --model_name {config.model_name} --model_base_path {base} "

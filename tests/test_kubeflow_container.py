@@ -271,7 +271,7 @@ def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run
     assert runs["latest_blessed_model_resolver-model-resolver"].outputs["model"] == []  # first run: no history
     (examples,) = runs["FaceExampleGen"].outputs["examples"]
     assert examples.uri.startswith(f"{bucket}/dcgan/")
-    assert json.loads(examples.metadata["split_names"]) == ["train", "eval"]
+    assert json.loads(examples.metadata["split_names"]) == ["train", "eval", "inputs"]
     (model,) = runs["Trainer"].outputs["model"]
     summary = s3_env.client().get_object(Bucket="kfp-root", Key=model.uri[len(bucket) + 1:].rstrip("/")
                                          + "/Format-Serving/assets.extra/training_summary.json")["Body"].read()

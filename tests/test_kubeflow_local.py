@@ -42,7 +42,8 @@ def test_every_container_task_runs_the_project_entrypoint_which_knows_every_arti
 
     spec = compiled["pipelineSpec"]
     containers = [e["container"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e]
-    assert len(containers) == 5
+    # FaceExampleGen, StatisticsGen, ImportSchemaGen, ExampleValidator, Trainer, FidEvaluator, InfraCheck, Pusher
+    assert len(containers) == 8
     assert all(c["command"] == COMMAND for c in containers)
     assert all("{{$}}" in c["args"] for c in containers)
     assert all(c["env"] == [{"name": "AWS_ENDPOINT_URL", "value": "http://minio.kubeflow:9000"}] for c in containers)
@@ -85,16 +86,21 @@ def test_executor_inputs_come_from_the_spec_and_a_failed_task_stops_the_run(comp
     job = dict(compiled, runtimeConfig={"gcsOutputDirectory": str(tmp_path)})
     with pytest.raises(TaskFailed, match="InfraCheck"):
         run_pipeline_job(job, launcher, job_id="job-1", log=lambda m: None)
-    assert [t for t, _ in seen] == ["FaceExampleGen", "Trainer", "InfraCheck"]
-    task, command = seen[1]
+    ran = [t for t, _ in seen]
+    assert ran[0] == "FaceExampleGen" and ran[-2:] == ["Trainer", "InfraCheck"], ran
+    assert set(ran) == {"FaceExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Trainer",
+                        "InfraCheck"}, "the data validation runs before the Trainer"
+    trainer = ran.index("Trainer") + 1  # the local backend numbers the tasks in the order they run
+    task, command = seen[trainer - 1]
     assert command[:3] == COMMAND
     executor_input = json.loads(command[command.index("--json_serialized_invocation_args") + 1])
     assert executor_input["inputs"]["parameters"]["run_fn"] == {"stringValue": "components.trainer_module.run_fn"}
     (examples,) = executor_input["inputs"]["artifacts"]["examples"]["artifacts"]
     assert examples["uri"] == f"{tmp_path}/job-1/FaceExampleGen_1/examples"
     assert yaml.safe_load(examples["type"]["instanceSchema"])["title"] == "tfx.Examples"
-    assert executor_input["outputs"]["artifacts"]["model"]["artifacts"][0]["uri"] == f"{tmp_path}/job-1/Trainer_2/model"
-    assert executor_input["outputs"]["outputFile"] == f"{tmp_path}/job-1/Trainer_2/executor_output.json"
+    assert executor_input["outputs"]["artifacts"]["model"]["artifacts"][0]["uri"] == \
+        f"{tmp_path}/job-1/Trainer_{trainer}/model"
+    assert executor_input["outputs"]["outputFile"] == f"{tmp_path}/job-1/Trainer_{trainer}/executor_output.json"
 
 
 def test_resolver_filters_select_the_newest_live_match():

@@ -59,6 +59,13 @@ def test_smoke_run_writes_every_artifact_and_pushes_the_blessed_model(smoke_root
     (evaluation,) = [os.path.join(art, "FidEvaluator", "evaluation", d)
                      for d in os.listdir(os.path.join(art, "FidEvaluator", "evaluation"))]
     assert {"metrics.json", "samples.png", "memorization.png"} <= set(os.listdir(evaluation))
+    # Data validation (the curated avatars schema): every split passed, with TFX's artifacts and the pictures.
+    (anomalies,) = [os.path.join(art, "ExampleValidator", "anomalies", d)
+                    for d in os.listdir(os.path.join(art, "ExampleValidator", "anomalies"))]
+    assert {"Split-train", "Split-eval", "anomalies.txt", "statistics.html", "statistics.png"} <= \
+        set(os.listdir(anomalies))
+    assert "no anomalies" in open(os.path.join(anomalies, "anomalies.txt")).read()
+    assert os.path.isfile(os.path.join(art, "ExampleValidator", "baseline", "statistics.pb"))
 
     (version,) = _versions(smoke_root)
     pushed = os.path.join(smoke_root, "serving", "dcgan", version)
@@ -95,7 +102,11 @@ def test_metrics_and_blessings_are_recorded_in_mlmd(smoke_root):
     assert pushed.custom_properties["pushed"].int_value == 1
     assert _versions(smoke_root) == [pushed.custom_properties["pushed_version"].string_value]
     kinds = {kind for _, kind, _ in _executions(smoke_root)}
-    assert {"FaceExampleGen", "Trainer", "Resolver", "FidEvaluator", "InfraCheck", "Pusher"} <= kinds
+    assert {"FaceExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Trainer", "Resolver",
+            "FidEvaluator", "InfraCheck", "Pusher"} <= kinds
+    (anomalies,) = by_type["ExampleAnomalies"]
+    blessed = anomalies.custom_properties["blessed"].struct_value.fields  # what TFX's ExampleValidator sets
+    assert {split: value.number_value for split, value in blessed.items()} == {"train": 1, "eval": 1, "inputs": 1}
 
 
 def test_lineage_of_the_pushed_model_reads_data_training_evaluation_and_blessing(smoke_root, capsys):
@@ -108,6 +119,8 @@ def test_lineage_of_the_pushed_model_reads_data_training_evaluation_and_blessing
     assert rows[("training", "architecture")].startswith("32x32")
     assert rows[("evaluation", "FID")].split()[0].replace(".", "").isdigit()
     assert rows[("blessing", "model blessed")] == "yes"
+    assert rows[("data validation", "result")].startswith("passed"), rows
+    assert rows[("data validation", "statistics")].split()[0].endswith("statistics.html")
     assert rows[("blessing", "infra check")].startswith("passed")
     assert main(["lineage", "--root", smoke_root]) == 0
     assert "avatars:160:0" in capsys.readouterr().out
@@ -155,7 +168,8 @@ def test_an_unchanged_rerun_is_served_from_the_cache_and_pushes_nothing_new(smok
     assert main(["pipeline", "run", "--preset", "smoke", "--root", smoke_root]) == 0
     assert "UNCHANGED" in capsys.readouterr().out
     new = {kind: state for e, kind, state in _executions(smoke_root) if e not in before}
-    assert all(new[kind] == CACHED for kind in ("FaceExampleGen", "Trainer", "InfraCheck")), new
+    assert all(new[kind] == CACHED for kind in ("FaceExampleGen", "StatisticsGen", "ImportSchemaGen",
+                                                "ExampleValidator", "Trainer", "InfraCheck")), new
     store = _store(smoke_root)
     blessings = sorted(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)
     assert blessings[-1].custom_properties["unchanged"].int_value == 1
@@ -200,7 +214,12 @@ def test_open_source_kubeflow_spec_compiles_with_every_component_image_and_param
     spec = load(output)
     assert spec["schemaVersion"] == "2.1.0" and spec["defaultPipelineRoot"] == "gs://bucket/dcgan/artifacts"
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"}
+    assert set(tasks) == {"FaceExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer",
+                          "FidEvaluator", "InfraCheck", "Pusher"}
+    assert tasks["Trainer"]["inputs"]["artifacts"]["data_validation"]["taskOutputArtifact"]["producerTask"] == \
+        "ExampleValidator"  # the gate: a drop with anomalies is not trained on
+    assert tasks["ExampleValidator"]["inputs"]["parameters"]["baseline_path"]["runtimeValue"]["constant"] == \
+        "gs://bucket/dcgan/artifacts/ExampleValidator/baseline"
     assert tasks["Pusher"]["dependentTasks"] == ["FidEvaluator", "InfraCheck", "Trainer"]
     assert {t["componentRef"]["name"] for t in tasks.values()} == {f"comp-{t}" for t in tasks}
     executors = spec["deploymentSpec"]["executors"]
@@ -228,7 +247,8 @@ def test_vertex_spec_compiles_to_a_pipeline_job_with_the_latest_blessed_model_re
     job = json.load(open(output))
     spec = job["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
-    assert {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"} <= set(tasks)
+    assert {"FaceExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer", "FidEvaluator",
+            "InfraCheck", "Pusher"} <= set(tasks)
     assert any(t.startswith("latest_blessed_model_resolver") for t in tasks)
     assert tasks["FidEvaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]["producerTask"] == \
         "latest_blessed_model_resolver-model-resolver"
