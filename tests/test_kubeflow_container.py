@@ -126,7 +126,13 @@ def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_g
     first, out1 = _kfp_local(spec_path, root, str(tmp_path / "run1.json"))
     watcher.join(5)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    assert set(out1) == {"FaceExampleGen", "Trainer", "FidEvaluator", "InfraCheck", "Pusher"}
+    assert set(out1) == {"FaceExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Trainer",
+                         "FidEvaluator", "InfraCheck", "Pusher"}
+    # the data validation ran in the image, on the curated avatars schema it carries (/app/pipeline/schemas)
+    anomalies_uri = _artifact(out1, "ExampleValidator", "anomalies")["uri"]
+    with open(os.path.join(anomalies_uri, "anomalies.txt")) as f:
+        assert "no anomalies" in f.read().lower()
+    assert os.path.isfile(os.path.join(anomalies_uri, "statistics.png"))
     logs = first.stdout + first.stderr
     stopped = re.search(r"Trainer stopped by SIGTERM at step (\d+) of " + str(steps), logs)
     assert stopped, "the Trainer container was not preempted: " + logs[-4000:]
@@ -179,7 +185,7 @@ def test_the_kfp_client_reads_the_package_as_the_readme_uploads_it(tmp_path):
               "len(doc.pipeline_spec.root.dag.tasks))\n")
     r = subprocess.run([KFP_PYTHON, "-c", script, spec_path], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.split() == ["dcgan-faces", "2.1.0", "5"]
+    assert r.stdout.split() == ["dcgan-faces", "2.1.0", "8"]  # FaceExampleGen, the 3 validation tasks, 4 more
     refused = subprocess.run([KFP_PYTHON, "-c", script, job_path], capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "should end with one of the following formats" in refused.stderr
 
