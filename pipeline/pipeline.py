@@ -135,7 +135,7 @@ def _validation_components(config: PipelineConfig, examples, for_kubeflow: bool)
         shown = os.path.relpath(AVATARS_SCHEMA, os.path.dirname(os.path.dirname(AVATARS_SCHEMA)))
     if curated or config.validation.schema or (not for_kubeflow and fileio.exists(path)):
         local = AVATARS_SCHEMA if curated else path  # the file as this machine sees it, for its content hash
-        sha256 = hashlib.sha256(open(local, "rb").read()).hexdigest() if os.path.isfile(local) else ""
+        sha256 = hashlib.sha256(fileio.read_bytes(local)).hexdigest() if fileio.exists(local) else ""
         schema = ImportSchemaGen(schema_file=_abs(path, for_kubeflow), schema_sha256=sha256)
     else:
         schema = SchemaGen(statistics=statistics.outputs["statistics"], curated_schema_path=_abs(path, for_kubeflow))

@@ -20,14 +20,16 @@ from collections.abc import Iterable, Mapping
 
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
+from dcgan.schema import ACCEPTED, INPUTS_SPLIT, OUTCOME_KEY
+
 TRAINING = "TRAINING"
 INPUTS = "INPUTS"
-INPUTS_SPLIT = "inputs"  # dcgan.schema.INPUTS_SPLIT (helper-owned module; spelled here to keep this module light)
-OUTCOME_KEY = "ingest/outcome"
-ACCEPTED = "accepted"
 MIN_ACCEPTED_MASS = 0.5
 WANTED_VALUES = {"quality/colour": ("colour",), "quality/exposure": ("normal",)}
 MIN_WANTED_MASS = 0.9
+# what policy_problems checks of the domains: feature → (values the domain must hold, its min_domain_mass)
+REQUIRED_DOMAINS = {OUTCOME_KEY: ((ACCEPTED,), MIN_ACCEPTED_MASS),
+                    **{name: (values, MIN_WANTED_MASS) for name, values in WANTED_VALUES.items()}}
 NO_DOMAIN = ("id", "sha256", "source", "image")
 DRIFTING_PREFIXES = ("quality/", "face/", "source/")
 DRIFTING_NAMES = ("height", "width")  # the examples' size: a drop at another size drifts (JSD 1)
@@ -174,10 +176,8 @@ def policy_problems(schema: schema_pb2.Schema) -> list[str]:
                   else None)
         if name in NO_DOMAIN and (feature.HasField("domain") or feature.HasField("string_domain")):
             problems.append(f"{name} must have no domain")
-        wanted = {OUTCOME_KEY: ((ACCEPTED,), MIN_ACCEPTED_MASS)}
-        wanted.update({k: (v, MIN_WANTED_MASS) for k, v in WANTED_VALUES.items()})
-        if name in wanted:
-            values, mass = wanted[name]
+        if name in REQUIRED_DOMAINS:
+            values, mass = REQUIRED_DOMAINS[name]
             if domain is None or not set(values) <= set(domain):
                 problems.append(f"{name} must have a domain with {list(values)}")
             if feature.distribution_constraints.min_domain_mass < mass:
