@@ -122,7 +122,7 @@ def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_g
     assert spec["schemaVersion"] == "2.1.0" and "resolver" not in json.dumps(spec["deploymentSpec"])
     assert spec["root"]["dag"]["tasks"]["Trainer"]["retryPolicy"]["maxRetryCount"] == 2
 
-    watcher = _sigterm_container_when_it_logs(f"step 300/{steps}")
+    watcher = _sigterm_container_when_it_logs(f"step 300/{steps}", root)
     first, out1 = _kfp_local(spec_path, root, str(tmp_path / "run1.json"))
     watcher.join(5)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -219,13 +219,18 @@ def _sigterm_once(find: Callable[[], list[str]], timeout: float = 900) -> thread
     return thread
 
 
-def _sigterm_container_when_it_logs(text: str) -> threading.Thread:
-    """SIGTERM to the running container of the image that has logged `text`. kfp.local names its containers at
-    random and runs one task at a time, so the container is found by its image and its logs."""
+def _sigterm_container_when_it_logs(text: str, root: str) -> threading.Thread:
+    """SIGTERM to the running container of the image that works under the pipeline root `root` and has logged `text`.
+    kfp.local names its containers at random, so the container is found by its image, by the root it mounts and is
+    handed in its executor input (the Vertex test beside this one runs the same image and logs the same steps: CI
+    once signalled its Trainer from here), and by its logs."""
     def find() -> list[str]:
         ids = subprocess.run([*DOCKER, "ps", "-q", "--filter", f"ancestor={IMAGE}"], capture_output=True,
                              text=True).stdout.split()
-        logs = {i: subprocess.run([*DOCKER, "logs", i], capture_output=True, text=True, errors="replace") for i in ids}
+        ours = [i for i in ids if root in subprocess.run(
+            [*DOCKER, "inspect", "--format", "{{json .Mounts}} {{json .Args}}", i], capture_output=True,
+            text=True).stdout]
+        logs = {i: subprocess.run([*DOCKER, "logs", i], capture_output=True, text=True, errors="replace") for i in ours}
         return [i for i, out in logs.items() if text in out.stdout + out.stderr]
 
     return _sigterm_once(find)
