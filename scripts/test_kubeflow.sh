@@ -16,12 +16,14 @@ scripts/container_engine.sh start >/dev/null
 IMAGE=$(scripts/build_image.sh "${DCGAN_PIPELINE_IMAGE:-dcgan-faces-pipeline:test}")
 KFP_PYTHON=$(scripts/kfp_local_env.sh)
 echo "test-kubeflow: image $IMAGE and $KFP_PYTHON ready after $(( $(date +%s) - start )) s"
-# Two workers (--dist worksteal: the file's first half on one, its second half on the other): the two pipelines that
-# run twice each (kfp.local's and the Vertex spec's) go side by side instead of one after the other; each step is one
-# container, mostly on one core.
+# Two workers, one group of tests each (--dist loadgroup; the file's xdist_group marks): kfp.local's pipeline, which
+# runs twice, with the other kfp.local tests on one; the image's own tests and the Vertex spec's pipeline, which also
+# runs twice, on the other. The two long pipelines go side by side; each step is one container, mostly on one core.
+# (Not worksteal: a worker that ran out of short tests stole the other long pipeline and ran both in a row, 5 minutes
+# longer, whenever the short tests' times came out that way under load.)
 workers=${DCGAN_TEST_WORKERS:-2}
 parallel=()
-[ "$workers" = 0 ] || parallel=(-n "$workers" --dist worksteal)
+[ "$workers" = 0 ] || parallel=(-n "$workers" --dist loadgroup)
 DCGAN_PIPELINE_IMAGE="$IMAGE" DCGAN_KFP_PYTHON="$PWD/$KFP_PYTHON" .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=1800 -m container \
   "${parallel[@]}" --durations=10 tests/test_kubeflow_container.py "$@"
 echo "test-kubeflow: done in $(( $(date +%s) - start )) s"
