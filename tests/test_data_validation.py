@@ -1,5 +1,6 @@
 """Data validation stops a bad drop before training: real drops, the real pipeline (`dcgan pipeline run --preset
-smoke` in a subprocess, as a user runs it), TFX's StatisticsGen / SchemaGen / ExampleValidator with TFDV.
+smoke`: the CLI's `main`, whose return value is the command's exit code), TFX's StatisticsGen / SchemaGen /
+ExampleValidator with TFDV.
 
 One pipeline root holds a user's own folder of photos (avatars rendered to PNG files, with a CelebA attribute file):
 
@@ -16,14 +17,15 @@ pipeline/schemas/avatars.pbtxt) passing is checked by every smoke pipeline test 
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
+import logging
 import os
 import re
-import subprocess
 
 import numpy as np
 import pytest
-from conftest import REPO, dcgan_command
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -71,11 +73,24 @@ def darker(i: int, image: np.ndarray) -> np.ndarray:
 
 
 def run_pipeline(root: str, data: str, *settings: str) -> tuple[int, str]:
-    proc = subprocess.run(dcgan_command() + ["pipeline", "run", "--preset", "smoke", "--root", root, "--data", data,
-                                             "--set", "ingest.mode=none", "--set", "directions.enabled=false",
-                                             *settings],
-                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-    return proc.returncode, proc.stdout
+    """(exit code, output) of `dcgan pipeline run --preset smoke` on `root`: what it prints and the project's log lines
+    (ingest, training steps), together. In this process, as tests/test_pipeline.py runs it: a subprocess per run
+    would spend ~13 s of each of this module's six runs importing TensorFlow and TFX again."""
+    from dcgan.cli import main
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    loggers = [logging.getLogger(name) for name in ("dcgan", "components", "pipeline")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(["pipeline", "run", "--preset", "smoke", "--root", root, "--data", data,
+                         "--set", "ingest.mode=none", "--set", "directions.enabled=false", *settings])
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    return code, out.getvalue()
 
 
 def pushed_versions(root: str) -> list[str]:
@@ -95,6 +110,7 @@ def user_root(tmp_path_factory):
     assert code == 0, out[-6000:]
     assert os.path.isfile(os.path.join(root, "schema.pbtxt")), "the first run writes the inferred schema to curate"
     assert "data validation" in out and "passed" in out, out[-3000:]
+    assert trainer_ran(out), "the training progress lines are in the output (so their absence below means something)"
     assert len(pushed_versions(root)) == 1
     return root, base
 
