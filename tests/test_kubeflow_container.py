@@ -43,7 +43,6 @@ def docker_run(*args: str, env: dict[str, str] | None = None, timeout: float = 6
     return subprocess.run([*cmd, IMAGE, *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.xdist_group("image_and_vertex")
 def test_image_runs_the_cli_and_the_kubeflow_entrypoints():
     cli = docker_run("dcgan", "--help")
     assert cli.returncode == 0, cli.stderr
@@ -59,7 +58,6 @@ def test_image_runs_the_cli_and_the_kubeflow_entrypoints():
     assert versions.stdout.split()[-3:] == ["1.16.0", "2.16.2", "0.37.1"], versions.stdout
 
 
-@pytest.mark.xdist_group("image_and_vertex")
 def test_tensorflow_io_s3_works_inside_the_image_against_the_loopback_server(s3_server):
     bucket = s3_server.create_bucket("image-s3-check")
     script = (
@@ -107,7 +105,6 @@ def _artifact(outputs: dict, task: str, key: str) -> dict:
     return artifact
 
 
-@pytest.mark.xdist_group("kfp_local")
 def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_gates_on_the_first(tmp_path):
     """The spec for open-source Kubeflow Pipelines (no resolver tasks), executed by kfp.local's DockerRunner: the
     first run has no baseline and pushes a model that the model server answers; the second run's FidEvaluator
@@ -173,7 +170,6 @@ def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_g
     assert pushed2["pushed"] == 1 and pushed2["pushed_destination"] != version_dir
 
 
-@pytest.mark.xdist_group("kfp_local")
 def test_the_kfp_client_reads_the_package_as_the_readme_uploads_it(tmp_path):
     """`kfp.Client().create_run_from_pipeline_package("pipeline.yaml")` (README) first reads the package with the
     client's own loader (kfp 2.17.3 here): `.yaml` accepted, the document parsed as a PipelineSpec. The HTTP call
@@ -194,7 +190,6 @@ def test_the_kfp_client_reads_the_package_as_the_readme_uploads_it(tmp_path):
     assert refused.returncode != 0 and "should end with one of the following formats" in refused.stderr
 
 
-@pytest.mark.xdist_group("kfp_local")
 def test_a_failing_task_fails_the_kfp_local_run_naming_the_task(tmp_path):
     root = str(tmp_path / "root")
     os.makedirs(root)
@@ -253,7 +248,6 @@ def _sigterm_when_logged(log_path: str, container_prefix: str, text: str) -> thr
     return _sigterm_once(find)
 
 
-@pytest.mark.xdist_group("image_and_vertex")
 def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run_resolves_the_baseline(
         tmp_path, s3_env):
     """The Vertex AI PipelineJob with its pipeline root (and so every artifact and the push) on the loopback S3
