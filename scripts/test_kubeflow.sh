@@ -20,7 +20,8 @@ echo "test-kubeflow: image $IMAGE and $KFP_PYTHON ready after $(( $(date +%s) - 
 # with the other kfp.local tests; and the image's own tests with the Vertex spec's pipeline, which also runs twice.
 # The two long pipelines always go side by side (each step is one container, mostly on one core). Not pytest-xdist:
 # its schedulers queue up to two tests per worker ahead, and a worker that finished its short tests first left the
-# other worker both pipelines in a row (CI: the lane took ~650 s instead of ~400 s; found with a per-test timeline).
+# other worker both pipelines in a row (alone, the lane then took ~530 s instead of ~350 s; found with a per-test
+# timeline).
 # DCGAN_TEST_WORKERS=0: the whole file in one process.
 KFP_LOCAL_TESTS="open_source_spec or kfp_client_reads or failing_task"
 run_tests() {
