@@ -100,7 +100,8 @@ def main() -> None:
         step()
     elapsed = time.perf_counter() - t
     print(json.dumps({"images_per_sec": args.steps * b / elapsed, "steps": args.steps, "batch": b,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+                      "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "cpu_capability": torch.backends.cpu.get_cpu_capability()}))
 
 
 if __name__ == "__main__":

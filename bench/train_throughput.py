@@ -3,6 +3,7 @@ architecture), from one run, with our achieved GFLOP/s against a TF matmul measu
 
     make bench-setup                                   # once: .venv-torch (torch 2.13 CPU) for the reference
     .venv/bin/python bench/train_throughput.py         # 64×64, ngf=ndf=64, 4×4 kernels, batch 64, fp32
+    .venv/bin/python bench/train_throughput.py --emulate-avx2   # the same on AVX2 code only (an AVX2-only CPU)
 
 Every measurement runs in a fresh process (thread settings apply, nothing is shared), rounds alternate the
 implementations, and the median of the rounds is reported. Check `uptime` first: on 2 cores one busy process halves
@@ -146,6 +147,9 @@ def main() -> None:
     p.add_argument("--variants", default="eigen,unfused_bn,threads_2_1,bf16",
                    help="extra rows of ours: eigen (oneDNN off: TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's default on "
                         "AVX2-only CPUs), unfused_bn, threads_2_1, bf16 (comma-separated, '' for none)")
+    p.add_argument("--emulate-avx2", action="store_true",
+                   help="run every implementation on its AVX2 code only (ONEDNN_MAX_CPU_ISA=AVX2 for both oneDNNs, "
+                        "ATEN_CPU_CAPABILITY=avx2 for PyTorch's own kernels): an AVX2-only CPU emulated on AVX-512")
     p.add_argument("--data")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
@@ -156,6 +160,8 @@ def main() -> None:
         print(json.dumps(worker_matmul(args)))
         return
 
+    if args.emulate_avx2:  # inherited by every worker process below
+        os.environ.update(ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2")
     if not os.path.exists(TORCH_PY):
         sys.exit("bench: the PyTorch reference needs .venv-torch: run `make bench-setup` first")
     common = ["--size", str(args.size), "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--batch", str(args.batch),
@@ -187,8 +193,10 @@ def main() -> None:
         for r in range(args.rounds):
             order = list(runs) if r % 2 == 0 else list(reversed(runs))
             for name in order:
-                results[name].append(_run(*runs[name])["images_per_sec"])
-                print(f"  round {r + 1}: {name:32s} {results[name][-1]:7.1f} img/s  ({_load()})", flush=True)
+                out = _run(*runs[name])
+                results[name].append(out["images_per_sec"])
+                kernels = f"; PyTorch's kernels: {out['cpu_capability']}" if "cpu_capability" in out else ""
+                print(f"  round {r + 1}: {name:32s} {results[name][-1]:7.1f} img/s  ({_load()}{kernels})", flush=True)
             matmul.append(_run([sys.executable, __file__, "--worker", "matmul"])["gflops"])
     peak = statistics.median(matmul)
     torch_ips = statistics.median(results["PyTorch 2.13 reference (fp32)"])

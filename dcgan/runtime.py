@@ -103,6 +103,9 @@ def onednn_text() -> str:
         state = "oneDNN on" if flag else "oneDNN off"
     why = cpu_info().flags_text if flag else (f"{ONEDNN_VARIABLE}={value}" if value is not None
                                               else f"{ONEDNN_VARIABLE} unset")
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    if flag and limit:  # oneDNN's own cap on the code it runs: how an AVX2-only CPU is emulated on an AVX-512 one
+        why += f"; limited to {limit} by ONEDNN_MAX_CPU_ISA"
     return f"{state} ({why})"
 
 

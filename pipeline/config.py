@@ -128,6 +128,8 @@ class PipelineConfig:
     # Retries of the Trainer task in the compiled Kubeflow / Vertex spec (its retryPolicy): a preempted or evicted
     # Trainer pod fails its attempt after checkpointing, and the retry resumes the parked run from that checkpoint.
     kubeflow_trainer_retries: int = 2
+    # Seconds before the first retry (then doubling, up to 5 minutes): time for a preempted node to be replaced.
+    kubeflow_trainer_retry_backoff_seconds: int = 30
     ingest: IngestSettings = field(default_factory=IngestSettings)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(data="<from ingest>"))
     # The pipeline's own defaults: a candidate must not be worse than the last blessed model at all.
@@ -199,6 +201,8 @@ class PipelineConfig:
             IngestConfig(source=self.data, size=self.train.model.size, **dataclasses.asdict(self.ingest)).validate()
         except IngestError as e:
             raise ConfigError(f"ingest: {e}") from e
+        if self.kubeflow_trainer_retries < 0 or self.kubeflow_trainer_retry_backoff_seconds < 0:
+            raise ConfigError("kubeflow_trainer_retries and kubeflow_trainer_retry_backoff_seconds must be ≥ 0")
         if self.beam.runner not in BEAM_RUNNERS:
             raise ConfigError(f"beam.runner={self.beam.runner!r} is not one of {BEAM_RUNNERS}")
         if self.beam.workers < 0:

@@ -215,7 +215,8 @@ def compile_kubeflow(config: PipelineConfig, output: str, env: dict[str, str] | 
         with open(os.path.join(tmp, "pipeline.json")) as f:
             job = json.load(f)
     _use_project_entrypoint(job["pipelineSpec"], env or {})
-    _retry_the_trainer(job["pipelineSpec"], config.kubeflow_trainer_retries)
+    _retry_the_trainer(job["pipelineSpec"], config.kubeflow_trainer_retries,
+                       config.kubeflow_trainer_retry_backoff_seconds)
     if target == "kfp":
         text = kfp_spec.open_source_yaml(job["pipelineSpec"], pipeline_root=_abs(config.pipeline_root, True))
     else:
@@ -225,13 +226,14 @@ def compile_kubeflow(config: PipelineConfig, output: str, env: dict[str, str] | 
     return output
 
 
-def _retry_the_trainer(spec: dict, retries: int) -> None:
+def _retry_the_trainer(spec: dict, retries: int, backoff_seconds: int) -> None:
     """Give the Trainer task of the compiled `spec` (changed in place) PipelineSpec's retryPolicy: Vertex AI, Kubeflow
     Pipelines and kfp.local run a failed attempt again, and an attempt stopped by SIGTERM (preemption, eviction) has
     parked its checkpointed run, which the retry resumes (components/trainer_module.py). TFX's compiler sets none."""
     if retries > 0:
         spec["root"]["dag"]["tasks"]["Trainer"]["retryPolicy"] = {
-            "maxRetryCount": retries, "backoffDuration": "30s", "backoffFactor": 2.0, "backoffMaxDuration": "300s"}
+            "maxRetryCount": retries, "backoffDuration": f"{backoff_seconds}s", "backoffFactor": 2.0,
+            "backoffMaxDuration": "300s"}
 
 
 def _use_project_entrypoint(spec: dict, env: dict[str, str]) -> None:

@@ -117,8 +117,10 @@ def test_open_source_spec_runs_in_kfp_local_to_a_served_model_and_a_second_run_g
     os.makedirs(root)
     spec_path = str(tmp_path / "pipeline.yaml")
     steps = 1500
+    # the retry waits 2 s instead of a preempted node's 30 (the back-off itself is kfp.local's, not under test)
     spec = _compile(root, spec_path, "--set", f"train.steps={steps}", "--set", "train.log_every=50",
-                    "--set", "train.checkpoint_every=250", "--set", "train.sample_every=1000")
+                    "--set", "train.checkpoint_every=250", "--set", "train.sample_every=1000",
+                    "--set", "kubeflow_trainer_retry_backoff_seconds=2")
     assert spec["schemaVersion"] == "2.1.0" and "resolver" not in json.dumps(spec["deploymentSpec"])
     assert spec["root"]["dag"]["tasks"]["Trainer"]["retryPolicy"]["maxRetryCount"] == 2
 

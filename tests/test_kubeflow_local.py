@@ -6,6 +6,7 @@ The container runs themselves are in tests/test_kubeflow_container.py (`make tes
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -135,3 +136,38 @@ def test_compile_refuses_an_env_without_a_value(tmp_path, capsys):
 def test_the_open_source_spec_is_sent_to_kfp_local(tmp_path):
     with pytest.raises(SpecError, match="python -m pipeline.kfp_local"):
         run_pipeline_job({"pipelineInfo": {"name": "dcgan-faces"}, "root": {}}, lambda *a: None)
+
+
+def test_a_task_imports_tfx_entrypoint_without_every_tfx_component_or_the_kfp_client():
+    """What every container task imports (pipeline.kubeflow_entrypoint's light start), in a fresh interpreter: TFX's
+    entrypoint and one executor, without the other TFX components' heavy packages or KFP's client; the package's own
+    names still load on first use, and a `_KFP_RUNTIME` the user set wins."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    probe = """
+import importlib, os, sys
+from pipeline import kubeflow_entrypoint as e
+e.light_start()
+tfx_entrypoint = importlib.import_module(e.TFX_ENTRYPOINT)
+e._prepare_tfx(tfx_entrypoint)
+from tfx.components.statistics_gen import executor
+before = {m: m in sys.modules for m in ("tensorflow_transform", "kfp.client", "tfx.components.transform.component")}
+import tfx.components
+from tfx.components import Trainer
+print(before, os.environ["_KFP_RUNTIME"], Trainer.__module__, tfx.components.Pusher.__name__,
+      "Trainer" in tfx.components.__all__)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "_KFP_RUNTIME"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[0] == ("{'tensorflow_transform': False, 'kfp.client': False, "
+                                         "'tfx.components.transform.component': False} true "
+                                         "tfx.components.trainer.component Pusher True")
+    user_set = ("import os; from pipeline import kubeflow_entrypoint as e; e.light_start(); "
+                "print(os.environ['_KFP_RUNTIME'])")
+    out = subprocess.run([sys.executable, "-c", user_set], cwd=REPO, env={**env, "_KFP_RUNTIME": "false"},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout == "false\n", out.stderr[-3000:]

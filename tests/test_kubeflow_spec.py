@@ -164,7 +164,7 @@ def _artifact_lists(artifacts: dict) -> dict:
     return {k: json_format.ParseDict(v, pipeline_spec_pb2.ArtifactList()) for k, v in artifacts.items()}
 
 
-def test_the_trainer_task_is_retried_in_both_specs_and_the_retry_policy_parses(compiled, tmp_path):
+def test_the_trainer_task_is_retried_in_both_specs_and_the_retry_policy_parses(compiled, tmp_path, capsys):
     """A preempted Trainer attempt fails after its checkpoint (tests/test_pipeline_interrupt.py); the retry policy
     makes the backend run it again, and the retry resumes the parked run. Only the Trainer: a retried ingest or
     evaluation would start over anyway, and their failures are usually not transient."""
@@ -180,6 +180,14 @@ def test_the_trainer_task_is_retried_in_both_specs_and_the_retry_policy_parses(c
         assert retried == {"Trainer": 2}
         policy = parsed.root.dag.tasks["Trainer"].retry_policy
         assert policy.backoff_duration.seconds == 30 and policy.backoff_max_duration.seconds == 300
+    quick = str(tmp_path / "quick-retry.yaml")
+    assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--root", "/pipeline-root", "--set",
+                 "kubeflow_trainer_retry_backoff_seconds=2", "--output", quick]) == 0
+    with open(quick) as f:
+        assert yaml.safe_load(f)["root"]["dag"]["tasks"]["Trainer"]["retryPolicy"]["backoffDuration"] == "2s"
+    assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--root", "/pipeline-root", "--set",
+                 "kubeflow_trainer_retry_backoff_seconds=-1", "--output", quick]) != 0
+    assert "kubeflow_trainer_retry_backoff_seconds must be ≥ 0" in capsys.readouterr().err
     off = str(tmp_path / "pipeline.yaml")
     assert main(["pipeline", "compile", "--kubeflow", "--preset", "smoke", "--root", "/pipeline-root", "--set",
                  "kubeflow_trainer_retries=0", "--output", off]) == 0

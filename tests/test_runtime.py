@@ -58,6 +58,16 @@ def test_tensorflow_in_this_process_runs_onednn_because_the_project_was_imported
     assert runtime.onednn_text().startswith("oneDNN on (AVX") is asked
 
 
+def test_a_onednn_isa_cap_is_named_where_onednn_runs(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 is how an AVX2-only CPU is emulated on an AVX-512 one (issue 27): figures taken so
+    say it. Without oneDNN the cap means nothing and is not named."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr(runtime, "onednn_enabled", lambda: True)
+    assert runtime.onednn_text().endswith("; limited to AVX2 by ONEDNN_MAX_CPU_ISA)")
+    monkeypatch.setattr(runtime, "onednn_enabled", lambda: False)
+    assert "ONEDNN_MAX_CPU_ISA" not in runtime.onednn_text()
+
+
 @pytest.mark.parametrize("package", ["dcgan", "components", "pipeline", "serving"])
 def test_every_package_switches_onednn_on_when_imported_before_tensorflow(package):
     """A process that imports any of the project's packages first (the CLI, the TFX executors and the container

@@ -25,6 +25,8 @@ from dcgan.directions import write_directions
 from dcgan.images import decode_png
 from dcgan.latent import z_from_seeds
 
+pytestmark = pytest.mark.stack_neutral  # make test-current skips it (docs/development.md)
+
 Z_DIM = 100
 AMOUNTS = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
 

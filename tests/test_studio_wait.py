@@ -21,6 +21,8 @@ from test_studio_api import fake_directions
 
 from dcgan.directions import write_directions
 
+pytestmark = pytest.mark.stack_neutral  # make test-current skips it (docs/development.md)
+
 
 def _lines(stream, out: queue.Queue) -> None:
     for line in stream:
