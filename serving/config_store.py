@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import getpass
 import hashlib
 import json
@@ -436,11 +437,28 @@ class GCSConfigStore(ConfigStore):
                 self.bucket.blob(self.lease_key).delete(if_generation_match=generation)
 
 
+# What boto3 reads from the environment to build an S3 client: a change of any of them gets a new client.
+S3_SETTINGS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE",
+               "AWS_CONFIG_FILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
+
+
 def s3_client():
-    """boto3's S3 client on the standard settings (AWS_ENDPOINT_URL[_S3], credentials chain), short timeouts."""
+    """boto3's S3 client on the standard settings (AWS_ENDPOINT_URL[_S3], credentials chain), short timeouts.
+
+    One per process and settings: building a client costs ~0.2 s of CPU (botocore loads its endpoint and service
+    models), which every poll of a replica's S3 config and every read of a rollout paid (a replica polling each
+    second spent a fifth of a core on it). boto3 clients are thread-safe and refresh expiring credentials
+    themselves; a forked child builds its own (the pid is part of the key)."""
+    return _s3_client(os.getpid(), tuple(os.environ.get(name) for name in S3_SETTINGS))
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_client(pid: int, settings: tuple[str | None, ...]):
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    env = dict(zip(S3_SETTINGS, settings))
+    endpoint = env["AWS_ENDPOINT_URL_S3"] or env["AWS_ENDPOINT_URL"] or None
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=Config(connect_timeout=5,
                                                                                      read_timeout=20))

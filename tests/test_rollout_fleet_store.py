@@ -7,6 +7,7 @@ one. Local files: the content hash and the flock."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 
 import pytest
@@ -99,6 +100,28 @@ def test_s3_store_unreachable_and_missing_objects_are_clear_errors(s3_env, monke
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(ConfigStoreError, match=rf"S3 endpoint {dead} is unreachable.*keep their last good config"):
         open_store("s3://cas-missing/models.config").read()
+
+
+def test_s3_config_reads_share_one_client_per_process_and_settings(s3_env, monkeypatch):
+    """A replica polls its S3 config every few seconds: each read used to build a boto3 client (~0.2 s of CPU).
+    Reads now share the process's client, and still read what was written last; other settings get another."""
+    from serving import config_store
+    from serving.model_server.config import read_text
+
+    s3_env.create_bucket("cas-client")
+    client = s3_env.client()
+    built = []
+    real = config_store._s3_client.__wrapped__
+    config_store._s3_client.cache_clear()
+    monkeypatch.setattr(config_store, "_s3_client",
+                        functools.lru_cache(maxsize=8)(lambda *key: built.append(key) or real(*key)))
+    for i in range(5):
+        client.put_object(Bucket="cas-client", Key="models.config", Body=f"# version {i}\n".encode())
+        assert read_text("s3://cas-client/models.config") == f"# version {i}\n"
+    assert len(built) == 1
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    config_store.s3_client()
+    assert len(built) == 2 and built[1][1] != built[0][1]  # the endpoint is part of the client's key
 
 
 def test_local_store_compares_the_hash_and_names_the_file_owner(tmp_path):
