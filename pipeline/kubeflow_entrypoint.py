@@ -30,8 +30,8 @@
    runs: `kfp/__init__.py` imports the KFP client and DSL (kubernetes, jsonschema: ~2 s) unless `_KFP_RUNTIME=true`,
    the switch KFP sets in its own component containers (TFX's entrypoint needs only `kfp.pipeline_spec`'s protos);
    and `tfx/components/__init__.py` imports all sixteen TFX components (Transform's tensorflow_transform,
-   BulkInferrer, InfraValidator...) where a task runs one executor. That package's own names (`tfx.components.Trainer`)
-   are loaded when first used instead (`light_start`). Measured in the pipeline image: TFX's entrypoint imports in
+   BulkInferrer, InfraValidator...) where a task runs one executor: that package's own names are loaded when first
+   used instead (`light_start`, pipeline/startup.py). Measured in the pipeline image: TFX's entrypoint imports in
    ~5 s instead of ~8 s, for every task of every run.
 
 Arguments and behaviour are otherwise exactly TFX's. `compile_kubeflow` points the compiled spec's container
@@ -40,7 +40,6 @@ command here; it runs the same on a real cluster.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -61,25 +60,12 @@ ARTIFACT_CLASSES = {
 
 
 def light_start() -> None:
-    """Before TFX's entrypoint is imported: KFP's runtime switch on (a value already set wins), and the
-    `tfx.components` package with its submodules importable as ever but its `__init__` (every TFX component) run only
-    when one of its own names is first read (5. above)."""
+    """Before TFX's entrypoint is imported: KFP's runtime switch on (a value already set wins), and `tfx.components`'
+    `__init__` (every TFX component) deferred to the first use of its names (5. above; pipeline/startup.py)."""
+    from pipeline.startup import defer_tfx_components
+
     os.environ.setdefault("_KFP_RUNTIME", "true")
-    if "tfx.components" in sys.modules:
-        return
-    import tfx
-
-    spec = importlib.util.find_spec("tfx.components")
-    package = importlib.util.module_from_spec(spec)
-
-    def __getattr__(name: str) -> Any:  # noqa: N807 - PEP 562: runs the real __init__ on first use of its names
-        package.__dict__.pop("__getattr__", None)
-        spec.loader.exec_module(package)
-        return getattr(package, name)
-
-    package.__getattr__ = __getattr__
-    sys.modules["tfx.components"] = package
-    tfx.components = package
+    defer_tfx_components()
 
 
 def _prepare_tfx(tfx_entrypoint: types.ModuleType) -> None:

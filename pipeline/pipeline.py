@@ -44,7 +44,11 @@ def create_pipeline(config: PipelineConfig, *, target: str = "local"):
 
     TFX's classes come from their own modules, not from the `tfx.v1` facade: importing `tfx.v1` imports every
     extension with it (Vertex AI's client library alone: ~7 s of each `dcgan pipeline run`'s start, measured with
-    `python -X importtime`), and the local pipeline needs none of them."""
+    `python -X importtime`), and the local pipeline needs none of them; nor the TFX components it does not run
+    (pipeline/startup.py)."""
+    from pipeline.startup import defer_tfx_components
+
+    defer_tfx_components()
     from tfx.components.pusher.component import Pusher
     from tfx.dsl.components.common.resolver import Resolver
     from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
