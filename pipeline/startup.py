@@ -6,9 +6,8 @@ of them (StatisticsGen, SchemaGen/ImportSchemaGen, ExampleValidator, Pusher) and
 `defer_tfx_components()` makes the package's submodules importable as ever and runs its `__init__` only when one of
 its own names (`tfx.components.Trainer`, `from tfx.components import Pusher`) is first read: PEP 562's module
 `__getattr__`. Measured on the AVX-512 EPYC (family 26 model 2): building the smoke pipeline in a fresh process
-13.7-14.8 s -> 11.4-12.0 s (the whole smoke run, two runs each: 33.4/37.7 s -> 32.4/34.3 s);
-TFX's Kubeflow entrypoint in the pipeline image ~8 s -> ~5 s with KFP's runtime switch
-(pipeline/kubeflow_entrypoint.py). Nothing else of TFX changes.
+13.7-14.8 s -> 11.4-12.0 s (the whole smoke run, two runs each: 33.4/37.7 s -> 32.4/34.3 s); for a Kubeflow task
+see pipeline/kubeflow_entrypoint.py. Nothing else of TFX changes.
 """
 
 from __future__ import annotations
