@@ -168,6 +168,9 @@ def _abs(path: str, keep: bool) -> str:
 
 def run_local(config: PipelineConfig) -> None:
     """Run the whole DAG in this process with TFX's LocalDagRunner."""
+    from pipeline.startup import defer_tfx_components
+
+    defer_tfx_components()  # before the runner: its input resolution imports tfx.components.evaluator
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     for path in (config.root, config.data, config.serving_root):
