@@ -4,7 +4,6 @@ test session with the project's own code, so every suite tests against the real 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import warnings
 
@@ -16,16 +15,10 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from ports import free_port  # noqa: E402,F401 - the tests import it from here
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.environ.get("TEST_ARTIFACTS", os.path.join(REPO, "test-artifacts"))
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dcgan_command() -> list[str]:

@@ -13,6 +13,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import free_port
 from PIL import Image
 
 from components.ingest import sources
@@ -72,11 +73,7 @@ def test_missing_bucket_is_a_clear_error(s3_env):
 
 
 def test_unreachable_endpoint_names_the_url_and_aws_endpoint_url(monkeypatch):
-    import socket
-
-    with socket.socket() as s:  # a loopback port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a loopback port nobody listens on
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
