@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 VENV=${DCGAN_KFP_VENV:-.venv-kfp}
 LOCK=requirements-kfp-local.lock
 STAMP="$VENV/.lock.sha256"
-want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+want="bytecode $(sha256sum "$LOCK" | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ]; then
   echo "$VENV/bin/python"
   exit 0
@@ -16,7 +16,8 @@ fi
 [ -x .venv/bin/uv ] || { echo "kfp_local_env: run 'make setup' first (it provides uv and the Python)" >&2; exit 1; }
 rm -rf "$VENV"
 .venv/bin/uv venv -q --python .venv/bin/python "$VENV" >&2
-.venv/bin/uv pip sync -q --python "$VENV/bin/python" --require-hashes "$LOCK" >&2
+# .pyc written at install, as scripts/setup.sh does: where PYTHONDONTWRITEBYTECODE is set, each run compiled kfp again
+.venv/bin/uv pip sync -q --compile-bytecode --python "$VENV/bin/python" --require-hashes "$LOCK" >&2
 echo "$want" > "$STAMP"
 echo "kfp_local_env: $VENV ready ($("$VENV/bin/python" -c 'import kfp; print("kfp", kfp.__version__)'))" >&2
 echo "$VENV/bin/python"

@@ -10,6 +10,7 @@ README's Debian 13 list minus the build tools, cached under /var/cache/dcgan (co
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import re
 import subprocess
@@ -67,6 +68,14 @@ def test_prerequisites_for_a_distribution_the_readme_does_not_list_is_an_error_n
     out = subprocess.run(["scripts/prerequisites.sh", "Fedora 41"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1 and out.stdout == ""
     assert "README.md has no prerequisites row for 'Fedora 41'" in out.stderr
+
+
+def test_the_environment_holds_the_compiled_bytecode_of_its_packages():
+    """scripts/setup.sh compiles every package at install (uv --compile-bytecode): where PYTHONDONTWRITEBYTECODE is
+    set (CI's containers), Python never writes .pyc itself and every process compiled TensorFlow and TFX again."""
+    for name in ("tensorflow", "tfx.orchestration.local.local_dag_runner", "apache_beam", "tensorflow_data_validation"):
+        source = importlib.util.find_spec(name).origin
+        assert os.path.isfile(importlib.util.cache_from_source(source)), f"no .pyc beside {source}"
 
 
 def test_setup_names_every_package_this_environment_had_to_build_from_source():
