@@ -1,4 +1,4 @@
-"""Ctrl-C and preemption never pass a partly trained model on: the smoke pipeline with a few thousand steps, run as a
+"""Ctrl-C and preemption never pass a partly trained model on: the smoke pipeline with a thousand steps, run as a
 user runs it (`dcgan pipeline run` in a subprocess), signalled for real, four times in a row on one root:
 
 1. SIGINT during training: the Trainer checkpoints and fails its execution; the run exits 130 with one line naming the
@@ -28,7 +28,7 @@ from conftest import REPO, dcgan_command
 
 pytestmark = pytest.mark.slow
 
-STEPS = 2000
+STEPS = 1000  # 2,000 took ~11 s more per stack alone, the same behaviour checked
 CACHED, COMPLETE, FAILED = 5, 3, 4  # metadata_store_pb2.Execution.State
 SETTINGS = ["--set", f"train.steps={STEPS}", "--set", "train.checkpoint_every=250", "--set", "train.sample_every=1000",
             "--set", "train.log_every=50", "--set", "directions.enabled=false"]
@@ -107,12 +107,12 @@ def test_sigint_and_sigterm_in_training_and_sigterm_in_evaluation_then_a_rerun_p
     model_dirs = os.path.join(root, "artifacts", "Trainer", "model")
     assert not os.path.isdir(model_dirs) or os.listdir(model_dirs) == [], "a failed Trainer left an export"
 
-    code, text = run_until(root, f"step 1000/{STEPS}", signal.SIGTERM)
+    code, text = run_until(root, f"step 600/{STEPS}", signal.SIGTERM)
     assert code == 143, text[-4000:]
     assert_one_clear_line(text, "Trainer stopped by SIGTERM at step ")
     assert f"resuming the run interrupted at step {first}" in text
     second = parked_step(root)
-    assert second is not None and 1000 <= second < STEPS, second
+    assert second is not None and 600 <= second < STEPS, second
     run2 = executions(root)[len(run1):]
     assert dict(run2)["Trainer"] == FAILED and versions(root) == []
 
