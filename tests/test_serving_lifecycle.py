@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 import time
 
@@ -65,6 +66,48 @@ def test_new_version_directory_is_hot_loaded_then_the_old_one_unloaded_without_f
         stubs.close()
     assert not errors, f"requests failed during the version swap: {errors[:3]}"
     assert versions == {1, 2}
+
+
+def test_trailing_bytes_after_the_saved_model_are_data_loss_and_other_threads_warnings_stay_warnings(
+        tmp_path, tiny_saved_model):
+    """A saved_model.pb with bytes after the message is DATA_LOSS on both protobuf parsers (upb raises, C++ parses
+    less), found without warnings.catch_warnings(): its filters are the whole process's, and while the model
+    server's loader thread held them at "error", a warning in another thread was raised as an exception."""
+    import warnings
+
+    from serving.errors import ServingError
+    from serving.model_server.servable import read_meta_graph
+
+    path = str(tmp_path / "1")
+    shutil.copytree(tiny_saved_model, path)
+    assert read_meta_graph(path).meta_info_def.tags == ["serve"]
+    with open(os.path.join(path, "saved_model.pb"), "ab") as f:
+        f.write(b"\x00\x00trailing bytes")
+    stop, raised = threading.Event(), []
+
+    def warn_meanwhile():
+        while not stop.is_set():
+            try:
+                warnings.warn("a warning in another thread", ResourceWarning, stacklevel=1)
+            except ResourceWarning as e:
+                raised.append(e)
+
+    other = threading.Thread(target=warn_meanwhile)
+    interval = sys.getswitchinterval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        sys.setswitchinterval(1e-6)  # the threads take turns every few bytecodes: the window is hit, not hoped for
+        other.start()
+        try:
+            for _ in range(200):
+                with pytest.raises(ServingError, match=r"Can't parse .*saved_model\.pb as binary proto") as e:
+                    read_meta_graph(path)
+                assert e.value.code.name == "DATA_LOSS"
+        finally:
+            stop.set()
+            other.join()
+            sys.setswitchinterval(interval)
+    assert raised == []
 
 
 def test_failed_version_is_reported_and_never_replaces_the_working_one(base, tiny_saved_model):

@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -51,12 +50,17 @@ def read_meta_graph(path: str, tags: Sequence[str] = ("serve",)):
     if gfile.exists(pb):
         with gfile.GFile(pb, "rb") as f:
             data = f.read()
+        # Trailing garbage: protobuf's upb parser (current stack) raises; the C++ one (legacy) only warns and parses
+        # fewer bytes, so the count is checked. Not with warnings.catch_warnings(): its filters are the whole
+        # process's, and this runs on the server's loader thread (any warning in another thread, e.g. an unclosed
+        # file, was raised as an error while a version loaded).
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # the C++ parser only warns about trailing garbage
-                saved_model.ParseFromString(data)
+            consumed = saved_model.MergeFromString(data)
         except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
             raise ServingError(Code.DATA_LOSS, f"Can't parse {pb} as binary proto: {e}") from e
+        if consumed is not None and consumed != len(data):
+            raise ServingError(Code.DATA_LOSS, f"Can't parse {pb} as binary proto: {len(data) - consumed} bytes after "
+                                               "the message were not converted")
         if not saved_model.meta_graphs:
             raise ServingError(Code.DATA_LOSS, f"{pb} holds no MetaGraphDef (an empty or corrupt SavedModel)")
     elif gfile.exists(pbtxt):
