@@ -270,10 +270,11 @@ def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run
     steps = 1500
     # Attribute directions off: the kfp.local test computes them in the image's Trainer; here they would add ~10 s
     # to each of three Trainer containers and check nothing more.
-    compile_args = [f"{bucket}/dcgan", "--target", "vertex", "--env", f"AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}",
-                    "--set", "train.log_every=50", "--set", "directions.enabled=false"]
-    job = _compile(compile_args[0], str(tmp_path / "pipeline.json"), *compile_args[1:], "--set",
-                   f"train.steps={steps}", "--set", "train.checkpoint_every=250", "--set", "train.sample_every=1000")
+    root = f"{bucket}/dcgan"
+    vertex = ["--target", "vertex", "--env", f"AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}",
+              "--set", "train.log_every=50", "--set", "directions.enabled=false"]
+    job = _compile(root, str(tmp_path / "pipeline.json"), *vertex, "--set", f"train.steps={steps}",
+                   "--set", "train.checkpoint_every=250", "--set", "train.sample_every=1000")
     credentials = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
     launcher = DockerLauncher(docker=DOCKER, env=credentials, log_dir=str(tmp_path / "logs"))
     store = ArtifactStore(str(tmp_path / "metadata.json"))
@@ -309,8 +310,7 @@ def test_vertex_spec_on_an_s3_root_runs_to_a_model_pushed_to_s3_and_a_second_run
     assert any(k.endswith("/saved_model.pb") for k in keys), keys
 
     # The second run: 300 steps (a second job of the same pipeline and root); what it checks is the resolver's pick.
-    second_job = _compile(compile_args[0], str(tmp_path / "pipeline-300.json"), *compile_args[1:], "--set",
-                          "train.steps=300")
+    second_job = _compile(root, str(tmp_path / "pipeline-300.json"), *vertex, "--set", "train.steps=300")
     second = {r.name: r for r in run_pipeline_job(second_job, launcher, store=store)}
     (baseline,) = second["latest_blessed_model_resolver-model-resolver"].outputs["model"]
     assert baseline.uri == model.uri
